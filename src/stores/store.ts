@@ -1,0 +1,221 @@
+/**
+ * The store contract. Every engine (memory, SQLite, PostgreSQL, Redis) implements it and
+ * runs the one conformance suite in test/stores/conformance.ts. The memory engine is the
+ * reference: when in doubt about a behaviour, it decides.
+ */
+
+/** A message as the log holds it. `json` is the full message text, `message_id` included. */
+export interface StoredMessage {
+  /** Opaque, fixed-width, sorts in log order with plain string comparison: `<epoch>:<position>`. */
+  readonly id: string;
+  readonly channel: string;
+  readonly type: string;
+  /** Milliseconds since the Unix epoch, stamped by the store at append. */
+  readonly ts: number;
+  /** The message as JSON text, `message_id` first; serialised once, sent as is by every transport. */
+  readonly json: string;
+}
+
+/** What the core hands a store to append: already validated and serialised without `message_id`. */
+export interface AppendEntry {
+  readonly channel: string;
+  readonly type: string;
+  /** JSON object text, without `message_id` (the store inserts it with `withMessageId`). */
+  readonly payload: string;
+}
+
+export interface ReadQuery {
+  /**
+   * Exclusive lower bound. `null` reads from the oldest retained message (or from `sinceTs`).
+   * A cursor of another epoch, below what retention removed, or beyond the head is unknown:
+   * the result has `gap: true` and starts at the oldest retained message.
+   */
+  readonly after: string | null;
+  /** Only with `after: null`: messages stamped at or after this time. */
+  readonly sinceTs?: number;
+  /** Only messages on these channels; all channels when absent. */
+  readonly channels?: readonly string[];
+  readonly limit: number;
+}
+
+export interface ReadResult {
+  readonly messages: StoredMessage[];
+  /** True when `after` was unknown or older than retention: messages were (or may have been) missed. */
+  readonly gap: boolean;
+}
+
+export interface RetentionPolicy {
+  /** Remove messages older than this many milliseconds (0 keeps all ages). */
+  readonly maxAgeMs: number;
+  /** Keep at most this many messages per database (0 keeps any count). */
+  readonly maxCount: number;
+}
+
+export type CommandState =
+  | "pending"
+  | "delivered"
+  | "running"
+  | "succeeded"
+  | "failed"
+  | "expired"
+  | "cancelled";
+
+export const FINAL_COMMAND_STATES: ReadonlySet<CommandState> = new Set([
+  "succeeded",
+  "failed",
+  "expired",
+  "cancelled",
+]);
+
+export interface CommandError {
+  readonly message: string;
+  readonly code?: string;
+  readonly data?: unknown;
+}
+
+export interface CommandRecord {
+  readonly id: string;
+  readonly db: string;
+  readonly address: string;
+  readonly method: string;
+  /** JSON array text of the arguments. */
+  readonly args: string;
+  readonly state: CommandState;
+  /** JSON text of the client's return value, once succeeded. */
+  readonly result: string | null;
+  readonly error: CommandError | null;
+  readonly idempotencyKey: string | null;
+  /** Absolute deadline (ms since epoch) or null for none. */
+  readonly deadline: number | null;
+  readonly attempts: number;
+  /** Who holds the command while delivered/running (a connection id), else null. */
+  readonly claimedBy: string | null;
+  /** Until when that claim holds without being renewed (ms since epoch), else null. */
+  readonly leaseUntil: number | null;
+  readonly createdAt: number;
+  readonly deliveredAt: number | null;
+  readonly startedAt: number | null;
+  readonly finishedAt: number | null;
+}
+
+export interface NewCommand {
+  readonly id: string;
+  readonly address: string;
+  readonly method: string;
+  readonly args: string;
+  readonly deadline: number | null;
+  readonly idempotencyKey: string | null;
+  readonly now: number;
+}
+
+export interface CommandFilter {
+  readonly address?: string;
+  readonly states?: readonly CommandState[];
+  /** createdAt >= since */
+  readonly since?: number;
+  /** createdAt < until */
+  readonly until?: number;
+  readonly limit: number;
+}
+
+export type CommandOutcome =
+  | { readonly state: "succeeded"; readonly result: string }
+  | { readonly state: "failed"; readonly error: CommandError }
+  | { readonly state: "expired" }
+  | { readonly state: "cancelled" };
+
+export interface FinishResult {
+  readonly command: CommandRecord | null;
+  /** False when the command was already final (the first outcome won) or is not found. */
+  readonly changed: boolean;
+}
+
+export interface StoreCapabilities {
+  /** Messages can be appended inside the application's own transaction (PostgreSQL). */
+  readonly transactional: boolean;
+  /**
+   * Several server processes can share this store; the core then learns of new messages
+   * only through `onAppend` and re-reads the log after its head. When false (memory,
+   * SQLite), this process is the only writer and `append` results are the next log entries.
+   */
+  readonly shared: boolean;
+}
+
+export interface Store {
+  readonly capabilities: StoreCapabilities;
+  /** Short engine name for logs and metrics: memory, sqlite, postgres, redis. */
+  readonly engine: string;
+
+  /** Connects, creates or migrates the schema. Called once before anything else. */
+  open(): Promise<void>;
+  /** Releases connections and timers; safe to call twice. */
+  close(): Promise<void>;
+
+  // ---- the log -------------------------------------------------------------------------
+  /** Appends in order, atomically: all entries or none. Returns them with ids and timestamps. */
+  append(db: string, entries: readonly AppendEntry[]): Promise<StoredMessage[]>;
+  read(db: string, query: ReadQuery): Promise<ReadResult>;
+  /** Id of the newest readable message of `db`, or null when its log is empty. */
+  head(db: string): Promise<string | null>;
+  /** Applies retention now; returns how many messages were removed. */
+  trim(db: string, policy: RetentionPolicy, now: number): Promise<number>;
+  /**
+   * Wake-up hint: the listener is called with a database name when new messages may be
+   * readable there (appended by any process sharing the store). Never carries data.
+   * Returns an unsubscribe function.
+   */
+  onAppend(listener: (db: string) => void): () => void;
+
+  // ---- ownership -----------------------------------------------------------------------
+  /**
+   * First writer wins: records `owner` for `key` unless one is already recorded, and
+   * returns the recorded owner. Used for `client:<id>` channels and command addresses.
+   */
+  claimOwner(db: string, key: string, owner: string): Promise<string>;
+
+  // ---- commands ------------------------------------------------------------------------
+  /**
+   * Stores a new pending command. With an idempotency key already used for the same
+   * address, returns the existing command and `created: false`.
+   */
+  createCommand(db: string, command: NewCommand): Promise<{ command: CommandRecord; created: boolean }>;
+  getCommand(db: string, id: string): Promise<CommandRecord | null>;
+  /** Newest first. */
+  listCommands(db: string, filter: CommandFilter): Promise<CommandRecord[]>;
+  /** Commands of `address` not yet final. */
+  countOpenCommands(db: string, address: string): Promise<number>;
+  /**
+   * Atomically takes up to `limit` commands of `address` for `claimer`, oldest first:
+   * pending ones, and delivered/running ones whose lease ran out. They become `delivered`
+   * (running ones stay `running`), `attempts` grows by one, `claimedBy`/`leaseUntil` set.
+   * Two concurrent claimers never get the same command.
+   */
+  claimCommands(
+    db: string,
+    address: string,
+    claimer: string,
+    limit: number,
+    now: number,
+    leaseMs: number,
+  ): Promise<CommandRecord[]>;
+  /** delivered -> running, only by its claimer. Returns the updated command or null. */
+  startCommand(db: string, id: string, claimer: string, now: number): Promise<CommandRecord | null>;
+  /** Extends the lease of every non-final command held by `claimer`. Returns how many. */
+  renewClaims(db: string, claimer: string, now: number, leaseMs: number): Promise<number>;
+  /** Puts every non-final command held by `claimer` back to pending (disconnect). Returns how many. */
+  releaseClaims(db: string, claimer: string): Promise<number>;
+  /**
+   * Records a final outcome unless the command is already final. When `claimer` is given,
+   * only that claimer may record it (a client answering); null means the server (cancel,
+   * expiry). Returns the command as stored after the call.
+   */
+  finishCommand(
+    db: string,
+    id: string,
+    outcome: CommandOutcome,
+    claimer: string | null,
+    now: number,
+  ): Promise<FinishResult>;
+  /** Marks `expired` every non-final command whose deadline is <= now; returns them. */
+  expireCommands(db: string, now: number): Promise<CommandRecord[]>;
+}

@@ -1,0 +1,73 @@
+import type { IncomingHttpHeaders } from "node:http";
+import type { Identity } from "../core/identity.js";
+import { TidingsError } from "../errors.js";
+import { verifyToken } from "./tokens.js";
+import { parseSessionHeader, type SessionVerifier } from "./tryton-session.js";
+
+export interface AuthOptions {
+  readonly secret: string;
+  readonly sessionCookie: string;
+  readonly sessionVerifier?: SessionVerifier | undefined;
+}
+
+/**
+ * Establishes who is calling for a database, from (in order) the Authorization header
+ * (`Bearer <JWT>` or Tryton's `Session …`), the session cookie, or an explicit token (a
+ * WebSocket `auth` frame, an EventSource `?token=`). Deny by default.
+ */
+export class Authenticator {
+  constructor(private readonly options: AuthOptions) {}
+
+  async fromHeaders(db: string, headers: IncomingHttpHeaders, queryToken?: string | null): Promise<Identity> {
+    const authorization = headers.authorization;
+    if (authorization !== undefined && authorization.length > 0) {
+      const space = authorization.indexOf(" ");
+      const scheme = (space > 0 ? authorization.slice(0, space) : authorization).toLowerCase();
+      const value = space > 0 ? authorization.slice(space + 1).trim() : "";
+      if (scheme === "bearer" && value) return this.fromToken(db, value, "jwt");
+      if (scheme === "session" && value) return this.fromSession(db, value);
+      throw new TidingsError("TIDINGS_ERR_AUTH_INVALID", "Unsupported Authorization scheme: use Bearer or Session.");
+    }
+    const cookie = readCookie(headers.cookie, this.options.sessionCookie);
+    if (cookie) return this.fromToken(db, cookie, "cookie");
+    if (queryToken) return this.fromToken(db, queryToken, "jwt");
+    throw new TidingsError("TIDINGS_ERR_AUTH_REQUIRED");
+  }
+
+  async fromToken(db: string, token: string, via: Identity["via"] = "jwt"): Promise<Identity> {
+    const identity = await verifyToken(this.options.secret, token, via);
+    return checkDb(db, identity);
+  }
+
+  private async fromSession(db: string, value: string): Promise<Identity> {
+    const session = parseSessionHeader(value);
+    const verifier = this.options.sessionVerifier;
+    if (verifier === undefined) {
+      throw new TidingsError("TIDINGS_ERR_AUTH_INVALID", "Tryton Session credentials are not enabled on this server.");
+    }
+    const identity = await verifier.verify(db, session);
+    if (identity === null) throw new TidingsError("TIDINGS_ERR_AUTH_INVALID", "Unknown or expired Tryton session.");
+    return checkDb(db, identity);
+  }
+}
+
+function checkDb(db: string, identity: Identity): Identity {
+  if (identity.db === db || (identity.db === "*" && identity.role === "admin")) return identity;
+  throw new TidingsError("TIDINGS_ERR_AUTH_WRONG_DB", `These credentials are for database ${JSON.stringify(identity.db)}.`);
+}
+
+export function readCookie(header: string | undefined, name: string): string | null {
+  if (!header) return null;
+  for (const part of header.split(";")) {
+    const eq = part.indexOf("=");
+    if (eq < 0) continue;
+    if (part.slice(0, eq).trim() === name) {
+      try {
+        return decodeURIComponent(part.slice(eq + 1).trim());
+      } catch {
+        return null;
+      }
+    }
+  }
+  return null;
+}

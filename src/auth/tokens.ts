@@ -1,0 +1,82 @@
+import { SignJWT, jwtVerify, errors as joseErrors } from "jose";
+import { TidingsError } from "../errors.js";
+import { ROLES, type Identity, type Role } from "../core/identity.js";
+
+const ALGORITHM = "HS256";
+const ISSUER = "tidings";
+
+export interface TokenClaims {
+  readonly db: string;
+  readonly user: string;
+  readonly role?: Role;
+  readonly channels?: readonly string[];
+  readonly addresses?: readonly string[];
+  /** Lifetime in seconds. @default 3600 */
+  readonly ttlSeconds?: number;
+}
+
+function key(secret: string): Uint8Array {
+  return new TextEncoder().encode(secret);
+}
+
+/** Signs a token for `tidings token` and for applications that hand tokens to their clients. */
+export async function signToken(secret: string, claims: TokenClaims): Promise<string> {
+  const role = claims.role ?? "subscriber";
+  if (!ROLES.includes(role)) throw new TidingsError("TIDINGS_ERR_REQUEST_INVALID", `Unknown role ${role}.`);
+  return new SignJWT({
+    db: claims.db,
+    role,
+    ...(claims.channels?.length ? { channels: [...claims.channels] } : {}),
+    ...(claims.addresses?.length ? { addresses: [...claims.addresses] } : {}),
+  })
+    .setProtectedHeader({ alg: ALGORITHM, typ: "JWT" })
+    .setSubject(claims.user)
+    .setIssuer(ISSUER)
+    .setIssuedAt()
+    .setExpirationTime(Math.floor(Date.now() / 1000) + (claims.ttlSeconds ?? 3600))
+    .sign(key(secret));
+}
+
+/** Verifies a token; the algorithm is pinned, so `alg: none` and key-confusion tricks fail. */
+export async function verifyToken(secret: string, token: string, via: Identity["via"] = "jwt"): Promise<Identity> {
+  let payload: Record<string, unknown>;
+  try {
+    ({ payload } = await jwtVerify(token, key(secret), { algorithms: [ALGORITHM], issuer: ISSUER, requiredClaims: ["exp", "sub"] }));
+  } catch (e) {
+    if (e instanceof joseErrors.JWTExpired) throw new TidingsError("TIDINGS_ERR_AUTH_EXPIRED", undefined, { cause: e });
+    throw new TidingsError("TIDINGS_ERR_AUTH_INVALID", "Invalid token.", { cause: e });
+  }
+  const { sub, db, role, channels, addresses, exp } = payload;
+  if (typeof sub !== "string" || sub.length === 0 || typeof db !== "string") {
+    throw new TidingsError("TIDINGS_ERR_AUTH_INVALID", "The token lacks a subject or a database.");
+  }
+  if (typeof role !== "string" || !ROLES.includes(role as Role)) {
+    throw new TidingsError("TIDINGS_ERR_AUTH_INVALID", "The token has no valid role.");
+  }
+  return {
+    user: sub,
+    db,
+    role: role as Role,
+    channels: stringList(channels),
+    addresses: stringList(addresses),
+    expiresAt: typeof exp === "number" ? exp * 1000 : null,
+    via,
+  };
+}
+
+function stringList(v: unknown): string[] {
+  if (v === undefined) return [];
+  if (!Array.isArray(v) || !v.every((s) => typeof s === "string")) {
+    throw new TidingsError("TIDINGS_ERR_AUTH_INVALID", "The token's channels and addresses must be lists of strings.");
+  }
+  return v as string[];
+}
+
+/** Parses "1h", "30m", "45s", "2d" or a number of seconds. */
+export function parseDuration(text: string): number {
+  const m = /^(\d+)\s*([smhd]?)$/.exec(text.trim());
+  if (!m) throw new TidingsError("TIDINGS_ERR_REQUEST_INVALID", `Invalid duration ${JSON.stringify(text)}: use e.g. 90s, 30m, 1h, 2d.`);
+  const n = Number(m[1]);
+  const unit = m[2] || "s";
+  return n * { s: 1, m: 60, h: 3600, d: 86400 }[unit as "s" | "m" | "h" | "d"];
+}

@@ -1,0 +1,76 @@
+import type { Store } from "../stores/store.js";
+import type { Identity } from "./identity.js";
+import { matchesPattern } from "./channels.js";
+import { TidingsError } from "../errors.js";
+
+/** A configured read rule: callers (all, or those listed) may read channels matching `channels`. */
+export interface AccessRule {
+  /** Channel pattern; `*` is a wildcard and `{user}` the caller's id, e.g. `chat:{user}:*`. */
+  readonly channels: string;
+  /** Restrict the rule to these user ids; absent means every authenticated user of the database. */
+  readonly users?: readonly string[];
+  /** Restrict the rule to these databases; absent means every database. */
+  readonly databases?: readonly string[];
+}
+
+/**
+ * Deny by default. `user:<id>` and `notification:<id>` are the caller's own; `client:<id>`
+ * belongs to the first user who uses it; anything else needs a configured rule or a
+ * pattern in the caller's token. Admins read everything.
+ */
+export class AccessControl {
+  /** First owners never change, so they can be cached without invalidation. */
+  private readonly owners = new Map<string, string>();
+
+  constructor(
+    private readonly store: Store,
+    private readonly rules: readonly AccessRule[],
+  ) {}
+
+  async canRead(db: string, who: Identity, channel: string): Promise<boolean> {
+    if (who.role === "admin") return true;
+    const colon = channel.indexOf(":");
+    if (colon > 0) {
+      const kind = channel.slice(0, colon);
+      const rest = channel.slice(colon + 1);
+      if (kind === "user" || kind === "notification") {
+        if (rest === who.user) return true;
+      } else if (kind === "client" && rest.length > 0) {
+        if ((await this.ownerOf(db, channel, who.user)) === who.user) return true;
+      }
+    }
+    return this.grantedByPattern(db, who, channel);
+  }
+
+  /** Throws TIDINGS_ERR_CHANNEL_FORBIDDEN naming the first channel the caller may not read. */
+  async assertCanRead(db: string, who: Identity, channels: readonly string[]): Promise<void> {
+    for (const channel of channels) {
+      if (!(await this.canRead(db, who, channel))) {
+        throw new TidingsError("TIDINGS_ERR_CHANNEL_FORBIDDEN", `Not allowed to read channel ${JSON.stringify(channel)}.`, {
+          details: { channel },
+        });
+      }
+    }
+  }
+
+  private grantedByPattern(db: string, who: Identity, channel: string): boolean {
+    for (const p of who.channels) if (matchesPattern(p, channel, who.user)) return true;
+    for (const rule of this.rules) {
+      if (rule.databases && !rule.databases.includes(db)) continue;
+      if (rule.users && !rule.users.includes(who.user)) continue;
+      if (matchesPattern(rule.channels, channel, who.user)) return true;
+    }
+    return false;
+  }
+
+  /** The user owning a `client:<id>` channel (or any owned key), claiming it for `user` if free. */
+  async ownerOf(db: string, key: string, user: string): Promise<string> {
+    const cacheKey = `${db}\u0000${key}`;
+    const cached = this.owners.get(cacheKey);
+    if (cached !== undefined) return cached;
+    const owner = await this.store.claimOwner(db, key, user);
+    if (this.owners.size > 100_000) this.owners.clear();
+    this.owners.set(cacheKey, owner);
+    return owner;
+  }
+}

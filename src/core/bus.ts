@@ -1,0 +1,191 @@
+import { EventEmitter } from "node:events";
+import type { Logger } from "pino";
+import type { Store, StoredMessage } from "../stores/store.js";
+import { openStoreUrl } from "../stores/open-store.js";
+import { resolveOptions, type DatabaseOptions, type TidingsOptions, type TidingsOptionsInput } from "../options.js";
+import { TidingsError } from "../errors.js";
+import { Metrics } from "../metrics.js";
+import { createLogger } from "../logger.js";
+import { AccessControl } from "./access.js";
+import { isValidDbName } from "./channels.js";
+import { DbLog } from "./db-log.js";
+import type { Delivery } from "./listener.js";
+import { toAppendEntry } from "./messages.js";
+import { buildNotification, type Notification } from "./notify.js";
+import { poll, type PollRequest } from "./poll.js";
+import { Stream, type StreamHandlers } from "./stream.js";
+import { HandlerRegistry, type Handler } from "./handlers.js";
+
+export interface BusInput extends TidingsOptionsInput {
+  /** A store instance (opened by the bus) or a store URL; defaults to `options.store`. */
+  readonly storeInstance?: Store;
+  readonly logger?: Logger;
+  readonly metrics?: Metrics;
+}
+
+export interface BusEvents {
+  "message:published": [db: string, messages: readonly StoredMessage[]];
+  "retention:trimmed": [db: string, removed: number];
+  "store:error": [error: unknown];
+}
+
+export interface PublishItem {
+  readonly channel: string;
+  readonly message: unknown;
+}
+
+/**
+ * The core: databases, the ordered log with its hot tail per database, access rules,
+ * publish/notify, polls and streams. Transports sit on top of it and do nothing else
+ * but translate wire formats.
+ */
+export class Bus extends EventEmitter<BusEvents> {
+  readonly access: AccessControl;
+  /** Application handlers of WebSocket requests, by rohrpost `type`. */
+  readonly handlers = new HandlerRegistry();
+  private readonly logs = new Map<string, DbLog>();
+  private readonly offAppend: () => void;
+  private retentionTimer: NodeJS.Timeout | undefined;
+  private closed = false;
+
+  private constructor(
+    readonly options: TidingsOptions,
+    readonly store: Store,
+    readonly logger: Logger,
+    readonly metrics: Metrics,
+  ) {
+    super();
+    this.access = new AccessControl(store, options.accessRules);
+    // A wake-up is only a hint: the log re-reads the store after its head.
+    this.offAppend = store.onAppend((db) => {
+      const log = this.logs.get(db);
+      if (log !== undefined) void log.refresh().catch((e: unknown) => this.storeError(e));
+    });
+    this.retentionTimer = setInterval(() => void this.runRetention(), options.retentionIntervalMs);
+    this.retentionTimer.unref();
+  }
+
+  static async create(input: BusInput = {}): Promise<Bus> {
+    const options = resolveOptions(input);
+    const logger = input.logger ?? createLogger(options.logLevel);
+    const store = input.storeInstance ?? (await openStoreUrl(options.store));
+    await store.open();
+    return new Bus(options, store, logger, input.metrics ?? new Metrics());
+  }
+
+  // ---- databases ---------------------------------------------------------------------------
+
+  /** The options of a served database; throws unknown-database or bus-disabled errors. */
+  databaseOptions(db: string): DatabaseOptions {
+    const configured = this.options.databases[db];
+    const opts = configured ?? (isValidDbName(db) ? this.options.databases["*"] : undefined);
+    if (opts === undefined) {
+      throw new TidingsError("TIDINGS_ERR_DB_UNKNOWN", `Unknown database ${JSON.stringify(db.slice(0, 64))}.`);
+    }
+    return opts;
+  }
+
+  /** The log of a database with the bus enabled. */
+  log(db: string): DbLog {
+    let log = this.logs.get(db);
+    if (log !== undefined) return log;
+    if (!this.databaseOptions(db).bus) {
+      throw new TidingsError("TIDINGS_ERR_DB_BUS_DISABLED", `The bus is disabled for database ${db}.`);
+    }
+    if (this.closed) throw new TidingsError("TIDINGS_ERR_SHUTTING_DOWN");
+    log = new DbLog(db, this.store, {
+      tailSize: this.options.tailSize,
+      noCursorWindowMs: this.options.noCursorWindowMs,
+      onStoreRead: (ms) => this.metrics.storeLatency.observe({ op: "read" }, ms / 1000),
+    });
+    log.ready.catch((e: unknown) => {
+      // Forget a log that could not load, so the next request tries again.
+      if (this.logs.get(db) === log) this.logs.delete(db);
+      this.storeError(e);
+    });
+    this.logs.set(db, log);
+    return log;
+  }
+
+  // ---- publishing --------------------------------------------------------------------------
+
+  /** Appends one message; returns its message_id. */
+  async publish(db: string, channel: string, message: unknown): Promise<string> {
+    const [id] = await this.publishMany(db, [{ channel, message }]);
+    return id!;
+  }
+
+  /** Appends several messages atomically and in order; returns their message_ids. */
+  async publishMany(db: string, items: readonly PublishItem[]): Promise<string[]> {
+    if (items.length === 0) return [];
+    if (items.length > this.options.maxBatch) {
+      throw new TidingsError("TIDINGS_ERR_REQUEST_INVALID", `At most ${this.options.maxBatch} messages per publish.`);
+    }
+    const log = this.log(db);
+    const entries = items.map((i) => toAppendEntry(i.channel, i.message, this.options.maxMessageBytes));
+    const start = performance.now();
+    const stored = await this.store.append(db, entries);
+    this.metrics.storeLatency.observe({ op: "append" }, (performance.now() - start) / 1000);
+    this.metrics.published.inc({ db }, stored.length);
+    if (this.store.capabilities.shared) void log.refresh().catch((e: unknown) => this.storeError(e));
+    else log.ingestLocal(stored);
+    this.emit("message:published", db, stored);
+    return stored.map((m) => m.id);
+  }
+
+  /** Tryton's notify(): a notification popup for a user, or for one client of theirs. */
+  async notify(db: string, notification: Notification): Promise<string> {
+    const { channel, message } = buildNotification(notification);
+    return this.publish(db, channel, message);
+  }
+
+  /** Registers an application handler for WebSocket requests of this `type`. */
+  handle(type: string, handler: Handler): void {
+    this.handlers.register(type, handler);
+  }
+
+  // ---- reading -----------------------------------------------------------------------------
+
+  async poll(db: string, req: PollRequest): Promise<Delivery> {
+    return poll(this.log(db), req);
+  }
+
+  stream(db: string, channels: Iterable<string>, after: string | null, handlers: StreamHandlers): Stream {
+    return new Stream(this.log(db), new Set(channels), after, handlers);
+  }
+
+  // ---- housekeeping ------------------------------------------------------------------------
+
+  /** Applies each served database's retention once; runs on a timer, callable by tests. */
+  async runRetention(now = Date.now()): Promise<void> {
+    for (const db of this.logs.keys()) {
+      const { retention } = this.databaseOptions(db);
+      try {
+        const removed = await this.store.trim(db, { maxAgeMs: retention.maxAgeHours * 3_600_000, maxCount: retention.maxCount }, now);
+        if (removed > 0) this.emit("retention:trimmed", db, removed);
+      } catch (e) {
+        this.storeError(e);
+      }
+    }
+  }
+
+  private storeError(e: unknown): void {
+    this.logger.error({ err: e }, "store operation failed");
+    if (this.listenerCount("store:error") > 0) this.emit("store:error", e);
+  }
+
+  /** Stops timers, forgets listeners and closes the store; safe to call twice. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    clearInterval(this.retentionTimer);
+    this.offAppend();
+    for (const log of this.logs.values()) log.close();
+    this.logs.clear();
+    await this.store.close();
+  }
+}
+
+export function createBus(input: BusInput = {}): Promise<Bus> {
+  return Bus.create(input);
+}

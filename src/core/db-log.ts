@@ -1,0 +1,285 @@
+import type { Store, StoredMessage } from "../stores/store.js";
+import type { Delivery, Listener } from "./listener.js";
+
+const REFRESH_PAGE = 1000;
+
+export interface DbLogOptions {
+  /** How many recent messages stay in memory to answer readers without a store read. */
+  readonly tailSize: number;
+  /** What a reader without a cursor gets: messages of the last this many milliseconds. */
+  readonly noCursorWindowMs: number;
+  readonly onStoreRead?: (ms: number) => void;
+}
+
+/** Where a reader stands: after a message id, or (null) at the start of what the tail holds. */
+type Cursor = string | null;
+
+/**
+ * One database's view of the log in this process: a hot tail of recent messages, the index
+ * of listeners by channel, and the single refresh loop that pulls new messages from the
+ * store. A publish, or a wake-up from another instance, costs one store read whatever the
+ * number of listeners; every listener sees messages in log order.
+ */
+export class DbLog {
+  private tail: StoredMessage[] = [];
+  /**
+   * Exclusive lower bound of what the tail holds: every message with cover < id <= head is
+   * in `tail`. `undefined` until the log is loaded; null when the tail holds the whole log.
+   */
+  private cover: string | null | undefined = undefined;
+  private headId: string | null = null;
+  private readonly index = new Map<string, Set<Listener>>();
+  private refreshing: Promise<void> | null = null;
+  private refreshAgain = false;
+  readonly ready: Promise<void>;
+  private closed = false;
+
+  constructor(
+    readonly db: string,
+    private readonly store: Store,
+    private readonly options: DbLogOptions,
+  ) {
+    this.ready = this.load();
+  }
+
+  get head(): string | null {
+    return this.headId;
+  }
+
+  get listenerCount(): number {
+    let n = 0;
+    for (const set of this.index.values()) n += set.size;
+    return n;
+  }
+
+  private async load(): Promise<void> {
+    const head = await this.timed(() => this.store.head(this.db));
+    this.headId = head;
+    this.cover = head;
+  }
+
+  close(): void {
+    this.closed = true;
+    this.index.clear();
+  }
+
+  // ---- new messages ------------------------------------------------------------------------
+
+  /**
+   * Messages this process just appended to a single-process store: they are the next log
+   * entries, so they go straight to the tail without a store read.
+   */
+  ingestLocal(messages: readonly StoredMessage[]): void {
+    if (this.cover === undefined || this.refreshing !== null) {
+      // Not loaded yet, or a refresh is in flight: let the refresh pick them up in order.
+      void this.refresh();
+      return;
+    }
+    this.ingest(messages);
+  }
+
+  /** Re-reads the store after the head; calls coalesce so at most one read runs at a time. */
+  refresh(): Promise<void> {
+    if (this.refreshing !== null) {
+      this.refreshAgain = true;
+      return this.refreshing;
+    }
+    this.refreshing = (async () => {
+      try {
+        await this.ready;
+        do {
+          this.refreshAgain = false;
+          for (;;) {
+            const res = await this.timed(() => this.store.read(this.db, { after: this.headId, limit: REFRESH_PAGE }));
+            if (this.closed) return;
+            if (res.gap) {
+              // Retention removed what came after our head: start the tail afresh.
+              this.tail = [];
+              this.cover = res.messages.length > 0 ? null : this.headId;
+            }
+            if (res.messages.length > 0) this.ingest(res.messages);
+            if (res.messages.length < REFRESH_PAGE) break;
+          }
+        } while (this.refreshAgain);
+      } finally {
+        this.refreshing = null;
+      }
+    })();
+    return this.refreshing;
+  }
+
+  private ingest(messages: readonly StoredMessage[]): void {
+    for (const m of messages) this.tail.push(m);
+    this.headId = messages[messages.length - 1]!.id;
+    const excess = this.tail.length - this.options.tailSize;
+    if (excess > 0) {
+      this.cover = this.tail[excess - 1]!.id;
+      this.tail = this.tail.slice(excess);
+    }
+    this.dispatch(messages);
+  }
+
+  private dispatch(messages: readonly StoredMessage[]): void {
+    if (this.index.size === 0) return;
+    const touched = new Set<Listener>();
+    for (const m of messages) {
+      const set = this.index.get(m.channel);
+      if (set === undefined) continue;
+      for (const l of set) {
+        if (l.cursor !== null && m.id <= l.cursor) continue;
+        l.cursor = m.id;
+        l.push(m);
+        touched.add(l);
+      }
+    }
+    for (const l of touched) l.flush();
+  }
+
+  // ---- listeners ------------------------------------------------------------------------------
+
+  addListener(l: Listener): void {
+    for (const c of l.channels) {
+      let set = this.index.get(c);
+      if (set === undefined) {
+        set = new Set();
+        this.index.set(c, set);
+      }
+      set.add(l);
+    }
+  }
+
+  removeListener(l: Listener): void {
+    for (const c of l.channels) {
+      const set = this.index.get(c);
+      if (set === undefined) continue;
+      set.delete(l);
+      if (set.size === 0) this.index.delete(c);
+    }
+  }
+
+  // ---- reading ----------------------------------------------------------------------------------
+
+  /**
+   * Reads up to `limit` messages on `channels` after `after` (null: those of the last
+   * no-cursor window). When none is found and `park` is given, it is registered as a
+   * listener from the position reached, in the same tick, so that nothing published in
+   * between can be missed.
+   */
+  async fetch(
+    channels: ReadonlySet<string>,
+    after: Cursor,
+    limit: number,
+    park?: Listener,
+  ): Promise<Delivery & { position: Cursor }> {
+    await this.ready;
+    // Every answer goes through here synchronously after its last await: parking happens in
+    // the same tick as the scan that found nothing.
+    const answer = (messages: StoredMessage[], gap: boolean, position: Cursor): Delivery & { position: Cursor } => {
+      if (messages.length === 0 && park !== undefined) {
+        park.cursor = position;
+        this.addListener(park);
+      }
+      return { messages, gap, position };
+    };
+    let gap = false;
+    let cursor: Cursor = after;
+    let sinceTs = after === null ? Date.now() - this.options.noCursorWindowMs : undefined;
+    for (let attempt = 0; ; attempt++) {
+      if (sinceTs !== undefined) {
+        const fromTail = this.scanSince(channels, sinceTs, limit);
+        if (fromTail !== null) return answer(fromTail, gap, this.headId);
+      } else if (this.covers(cursor)) {
+        return answer(this.scanAfter(channels, cursor, limit), gap, cursor);
+      } else if (cursor !== null && this.beyondHead(cursor) && attempt < 3) {
+        // Another instance served this client further than we have read: catch up first.
+        await this.refresh();
+        continue;
+      }
+      const headBefore = this.headId;
+      const res = await this.timed(() =>
+        this.store.read(this.db, {
+          after: sinceTs !== undefined ? null : cursor,
+          ...(sinceTs !== undefined ? { sinceTs } : {}),
+          channels: [...channels],
+          limit,
+        }),
+      );
+      gap ||= res.gap;
+      if (res.messages.length > 0) {
+        const last = res.messages[res.messages.length - 1]!.id;
+        return answer(res.messages, gap, last);
+      }
+      // Nothing on these channels up to headBefore: continue from there in the tail.
+      sinceTs = undefined;
+      if (res.gap || cursor === null || headBefore === null || cursor < headBefore || attempt >= 3) {
+        cursor = headBefore;
+        if (attempt >= 3 && !this.covers(cursor)) return answer([], gap, cursor);
+      }
+    }
+  }
+
+  /** Whether the tail alone can answer a read after `cursor`. */
+  private covers(cursor: Cursor): boolean {
+    if (this.cover === undefined) return false;
+    if (cursor === null) return this.cover === null;
+    if (this.headId === null) return false;
+    if (cursor > this.headId || !sameEpoch(cursor, this.headId)) return false;
+    return this.cover === null || cursor >= this.cover;
+  }
+
+  private beyondHead(cursor: string): boolean {
+    return this.headId === null || (sameEpoch(cursor, this.headId) && cursor > this.headId);
+  }
+
+  private scanAfter(channels: ReadonlySet<string>, cursor: Cursor, limit: number): StoredMessage[] {
+    const out: StoredMessage[] = [];
+    for (let i = cursor === null ? 0 : this.firstIndexAfter(cursor); i < this.tail.length && out.length < limit; i++) {
+      const m = this.tail[i]!;
+      if (channels.has(m.channel)) out.push(m);
+    }
+    return out;
+  }
+
+  /** Messages stamped since `sinceTs`, or null when the tail may not hold all of them. */
+  private scanSince(channels: ReadonlySet<string>, sinceTs: number, limit: number): StoredMessage[] | null {
+    if (this.cover === undefined) return null;
+    if (this.cover !== null) {
+      // Unless the tail reaches back before the window, older messages of it are only in the store.
+      const first = this.tail[0];
+      if (first === undefined || first.ts >= sinceTs) return null;
+    }
+    let i = this.tail.length;
+    while (i > 0 && this.tail[i - 1]!.ts >= sinceTs) i--;
+    const out: StoredMessage[] = [];
+    for (; i < this.tail.length && out.length < limit; i++) {
+      const m = this.tail[i]!;
+      if (channels.has(m.channel)) out.push(m);
+    }
+    return out;
+  }
+
+  private firstIndexAfter(cursor: string): number {
+    let lo = 0;
+    let hi = this.tail.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (this.tail[mid]!.id <= cursor) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
+
+  private async timed<T>(fn: () => Promise<T>): Promise<T> {
+    const start = performance.now();
+    try {
+      return await fn();
+    } finally {
+      this.options.onStoreRead?.(performance.now() - start);
+    }
+  }
+}
+
+function sameEpoch(a: string, b: string): boolean {
+  const ca = a.indexOf(":");
+  return ca > 0 && ca === b.indexOf(":") && a.slice(0, ca) === b.slice(0, ca);
+}

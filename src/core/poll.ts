@@ -1,0 +1,61 @@
+import type { StoredMessage } from "../stores/store.js";
+import type { DbLog } from "./db-log.js";
+import type { Delivery, Listener } from "./listener.js";
+
+export interface PollRequest {
+  readonly channels: readonly string[];
+  readonly after: string | null;
+  /** Most messages in one answer (Tryton clients: 1). */
+  readonly limit: number;
+  readonly timeoutMs: number;
+  /** Aborts the wait (client went away, server draining): resolves with what is there, usually nothing. */
+  readonly signal?: AbortSignal;
+  /** Called when the poll parks and when it unparks, for gauges and per-user caps. */
+  readonly onPark?: (parked: boolean) => void;
+}
+
+/**
+ * One long-poll: answers at once with what is after the cursor, else parks until a message
+ * arrives on one of its channels, the timeout passes or the signal aborts.
+ */
+export async function poll(log: DbLog, req: PollRequest): Promise<Delivery> {
+  const channels = new Set(req.channels);
+  const collected: StoredMessage[] = [];
+  let settle: (() => void) | null = null;
+  let woken = false;
+  const waiter: Listener = {
+    channels,
+    cursor: req.after,
+    push(m) {
+      if (collected.length < req.limit) collected.push(m);
+    },
+    flush() {
+      woken = true;
+      log.removeListener(waiter);
+      settle?.();
+    },
+  };
+  // fetch registers the waiter itself, in the same tick as the scan that found nothing.
+  const first = await log.fetch(channels, req.after, req.limit, waiter);
+  if (first.messages.length > 0) return first;
+  if (woken) return { messages: collected, gap: first.gap };
+  if (req.timeoutMs <= 0 || req.signal?.aborted) {
+    log.removeListener(waiter);
+    return { messages: collected, gap: first.gap };
+  }
+  req.onPark?.(true);
+  await new Promise<void>((resolve) => {
+    const timer = setTimeout(done, req.timeoutMs);
+    function done(): void {
+      clearTimeout(timer);
+      req.signal?.removeEventListener("abort", done);
+      log.removeListener(waiter);
+      settle = null;
+      resolve();
+    }
+    settle = done;
+    req.signal?.addEventListener("abort", done, { once: true });
+  });
+  req.onPark?.(false);
+  return { messages: collected, gap: first.gap };
+}

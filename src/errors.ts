@@ -1,0 +1,76 @@
+/**
+ * One catalogue of error codes. Transports map a TidingsError to an HTTP status and JSON
+ * body, a rohrpost error frame or a CLI message, always with the same stable `code`.
+ */
+
+export const ERRORS = {
+  // request shape
+  TIDINGS_ERR_REQUEST_JSON: { status: 400, message: "The body is not valid JSON." },
+  TIDINGS_ERR_REQUEST_INVALID: { status: 400, message: "The request is not valid." },
+  TIDINGS_ERR_REQUEST_TOO_LARGE: { status: 413, message: "The request body is too large." },
+  TIDINGS_ERR_REQUEST_METHOD: { status: 405, message: "Method not allowed." },
+  TIDINGS_ERR_REQUEST_CONTENT_TYPE: { status: 415, message: "The body must be JSON (Content-Type: application/json)." },
+  TIDINGS_ERR_NOT_FOUND: { status: 404, message: "No such route." },
+  // databases and channels
+  TIDINGS_ERR_DB_UNKNOWN: { status: 404, message: "Unknown database." },
+  TIDINGS_ERR_DB_BUS_DISABLED: { status: 501, message: "The bus is disabled for this database." },
+  TIDINGS_ERR_CHANNEL_INVALID: { status: 400, message: "Invalid channel name." },
+  TIDINGS_ERR_CHANNEL_TOO_MANY: { status: 400, message: "Too many channels." },
+  TIDINGS_ERR_CHANNEL_FORBIDDEN: { status: 403, message: "Not allowed to use this channel." },
+  TIDINGS_ERR_CURSOR_INVALID: { status: 400, message: "last_message must be a string or null." },
+  // messages
+  TIDINGS_ERR_MESSAGE_INVALID: { status: 400, message: "Invalid message." },
+  TIDINGS_ERR_MESSAGE_TOO_LARGE: { status: 413, message: "The message is too large." },
+  TIDINGS_ERR_NOTIFY_INVALID: { status: 400, message: "Invalid notification." },
+  // auth
+  TIDINGS_ERR_AUTH_REQUIRED: { status: 401, message: "Authentication required." },
+  TIDINGS_ERR_AUTH_INVALID: { status: 401, message: "Invalid credentials." },
+  TIDINGS_ERR_AUTH_EXPIRED: { status: 401, message: "The token has expired." },
+  TIDINGS_ERR_AUTH_WRONG_DB: { status: 403, message: "The credentials are for another database." },
+  TIDINGS_ERR_ROLE_FORBIDDEN: { status: 403, message: "Your role does not allow this." },
+  // capacity
+  TIDINGS_ERR_LIMIT_POLLS: { status: 429, message: "Too many parked polls." },
+  TIDINGS_ERR_LIMIT_RATE: { status: 429, message: "Too many requests." },
+  TIDINGS_ERR_SHUTTING_DOWN: { status: 503, message: "The server is shutting down." },
+  // commands
+  TIDINGS_ERR_COMMAND_INVALID: { status: 400, message: "Invalid command." },
+  TIDINGS_ERR_COMMAND_NOT_FOUND: { status: 404, message: "No such command." },
+  TIDINGS_ERR_COMMAND_FINAL: { status: 409, message: "The command already has an outcome." },
+  TIDINGS_ERR_COMMAND_NOT_YOURS: { status: 403, message: "The command is not held by this client." },
+  TIDINGS_ERR_COMMAND_TOO_MANY: { status: 429, message: "Too many open commands for this address." },
+  TIDINGS_ERR_ADDRESS_FORBIDDEN: { status: 403, message: "Not allowed to register this address." },
+  // server
+  TIDINGS_ERR_INTERNAL: { status: 500, message: "Internal error." },
+  TIDINGS_ERR_CONFIG: { status: 500, message: "Invalid configuration." },
+} as const;
+
+export type ErrorCode = keyof typeof ERRORS;
+
+export class TidingsError extends Error {
+  readonly code: ErrorCode;
+  readonly status: number;
+  readonly details: Record<string, unknown> | undefined;
+
+  constructor(code: ErrorCode, message?: string, options?: { cause?: unknown; details?: Record<string, unknown> }) {
+    super(message ?? ERRORS[code].message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.name = "TidingsError";
+    this.code = code;
+    this.status = ERRORS[code].status;
+    this.details = options?.details;
+  }
+
+  /** The JSON body of an HTTP error response and the payload of error events. */
+  toJSON(): { error: { code: ErrorCode; message: string } & Record<string, unknown> } {
+    return { error: { code: this.code, message: this.message, ...(this.details ?? {}) } };
+  }
+}
+
+export function isTidingsError(e: unknown): e is TidingsError {
+  return e instanceof TidingsError;
+}
+
+/** Anything thrown becomes a TidingsError; unknown errors are internal and keep their cause. */
+export function toTidingsError(e: unknown): TidingsError {
+  if (e instanceof TidingsError) return e;
+  return new TidingsError("TIDINGS_ERR_INTERNAL", undefined, { cause: e });
+}

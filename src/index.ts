@@ -1,0 +1,13 @@
+// The public surface of the `tidings` package: everything else is internal.
+export { createBus, Bus, type BusInput, type PublishItem } from "./core/bus.js";
+export { createServer, TidingsServer, type ServerInput } from "./server.js";
+export { resolveOptions, DEFAULTS, type TidingsOptions, type TidingsOptionsInput } from "./options.js";
+export { TidingsError, ERRORS, type ErrorCode } from "./errors.js";
+export type { Identity, Role } from "./core/identity.js";
+export type { AccessRule } from "./core/access.js";
+export type { Notification } from "./core/notify.js";
+export type { Store, StoredMessage } from "./stores/store.js";
+export { MemoryStore } from "./stores/memory/index.js";
+export { openStoreUrl } from "./stores/open-store.js";
+export { signToken, verifyToken } from "./auth/tokens.js";
+export { StaticSessionVerifier, type SessionVerifier, type TrytonSession } from "./auth/tryton-session.js";

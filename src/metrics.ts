@@ -1,0 +1,46 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+
+/** Every metric tidings exports, on a registry of its own (several servers may share a process). */
+export class Metrics {
+  readonly registry = new Registry();
+  readonly connections = new Gauge({
+    name: "tidings_connections",
+    help: "Open client connections by transport.",
+    labelNames: ["transport"] as const,
+    registers: [this.registry],
+  });
+  readonly parkedPolls = new Gauge({
+    name: "tidings_parked_polls",
+    help: "Long-polls waiting for a message.",
+    registers: [this.registry],
+  });
+  readonly published = new Counter({
+    name: "tidings_messages_published_total",
+    help: "Messages appended to the log by this instance.",
+    labelNames: ["db"] as const,
+    registers: [this.registry],
+  });
+  readonly delivered = new Counter({
+    name: "tidings_messages_delivered_total",
+    help: "Messages sent to clients, by transport.",
+    labelNames: ["transport"] as const,
+    registers: [this.registry],
+  });
+  readonly storeLatency = new Histogram({
+    name: "tidings_store_operation_seconds",
+    help: "Latency of store operations.",
+    labelNames: ["op"] as const,
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+    registers: [this.registry],
+  });
+  readonly errors = new Counter({
+    name: "tidings_errors_total",
+    help: "Errors answered to clients, by code.",
+    labelNames: ["code"] as const,
+    registers: [this.registry],
+  });
+
+  constructor(options: { defaults?: boolean } = {}) {
+    if (options.defaults !== false) collectDefaultMetrics({ register: this.registry, prefix: "tidings_process_" });
+  }
+}

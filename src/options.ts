@@ -1,0 +1,218 @@
+import type { AccessRule } from "./core/access.js";
+import { TidingsError } from "./errors.js";
+import { isValidDbName } from "./core/channels.js";
+
+export interface RetentionOptions {
+  /** @default 24 — messages older than this many hours are removed (0: no age limit). */
+  readonly maxAgeHours: number;
+  /** @default 1_000_000 — at most this many messages per database (0: no count limit). */
+  readonly maxCount: number;
+}
+
+export interface DatabaseOptions {
+  /** @default true — false answers 501 on the bus routes, which makes Tryton clients stop polling. */
+  readonly bus: boolean;
+  readonly retention: RetentionOptions;
+}
+
+export interface WebSocketOptions {
+  /** @default 65536 — largest accepted frame, in bytes. */
+  readonly maxPayload: number;
+  /** @default 4 MiB — a socket whose unsent data passes this is closed (code 4008) and must resume. */
+  readonly maxBufferedBytes: number;
+  /** @default 200 — frames a client may send per second before it is closed (code 4029). */
+  readonly maxFramesPerSecond: number;
+  /** @default 30000 — protocol-level ping interval; a peer silent for two intervals is dropped. */
+  readonly pingIntervalMs: number;
+  /** @default 1000 — most channels one socket may subscribe to. */
+  readonly maxSubscriptions: number;
+}
+
+export interface CommandOptions {
+  /** @default 256 KiB — largest JSON of a command's arguments. */
+  readonly maxArgsBytes: number;
+  /** @default 1 MiB — largest JSON of a command's result or error. */
+  readonly maxResultBytes: number;
+  /** @default 1000 — most commands not yet final per address. */
+  readonly maxOpenPerAddress: number;
+  /** @default 30000 — how long a client's claim on a command holds without being renewed. */
+  readonly leaseMs: number;
+  /** @default 86_400_000 — deadline of a command sent without one (24 h). */
+  readonly defaultDeadlineMs: number;
+}
+
+/** Every option of a tidings server, each with its default. */
+export interface TidingsOptions {
+  /** @default "127.0.0.1" */
+  readonly host: string;
+  /** @default 8080 */
+  readonly port: number;
+  /** @default "./data" — where the SQLite file and the generated secret live. */
+  readonly dataDir: string;
+  /** @default "sqlite:<dataDir>/tidings.db" — also "memory:", "postgres://…", "redis://…". */
+  readonly store: string;
+  /** Secret for HS256 tokens; several instances must share it. @default generated in dataDir */
+  readonly secret: string | undefined;
+  /**
+   * Databases served, by name, with their options. A name of "*" accepts any valid name
+   * with the default options. @default { tidings: {} }
+   */
+  readonly databases: Readonly<Record<string, DatabaseOptions>>;
+  /** @default 300000 — a parked poll is answered empty after this long (Tryton's own is 5 min). */
+  readonly pollTimeoutMs: number;
+  /** @default 5000 — a reader without a cursor first gets the messages of this last window. */
+  readonly noCursorWindowMs: number;
+  /** @default 100 — most channels in one poll or subscription request. */
+  readonly maxChannels: number;
+  /** @default 1 MiB — largest HTTP request body. */
+  readonly maxBodyBytes: number;
+  /** @default 64 KiB — largest message (its JSON). */
+  readonly maxMessageBytes: number;
+  /** @default 1000 — most messages one request may publish, and the cap of max_messages. */
+  readonly maxBatch: number;
+  /** @default 10000 — parked polls in total; more get 429. */
+  readonly maxParkedPolls: number;
+  /** @default 50 — parked polls per user and database; more get 429. */
+  readonly maxParkedPollsPerUser: number;
+  /** @default 10000 — recent messages kept in memory per database. */
+  readonly tailSize: number;
+  /** @default 60000 — how often retention runs. */
+  readonly retentionIntervalMs: number;
+  /** @default [] — origins allowed by CORS (with credentials); "*" is refused. */
+  readonly corsOrigins: readonly string[];
+  /** @default [] — channel read rules beyond the built-in ones. */
+  readonly accessRules: readonly AccessRule[];
+  /** @default "tidings_session" — cookie holding a token, for browsers. */
+  readonly sessionCookie: string;
+  /** @default "info" */
+  readonly logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
+  /** @default 10000 — how long shutdown waits for in-flight requests before closing sockets. */
+  readonly shutdownGraceMs: number;
+  /** @default 15000 — SSE keep-alive comment interval. */
+  readonly sseKeepAliveMs: number;
+  readonly ws: WebSocketOptions;
+  readonly commands: CommandOptions;
+}
+
+export const DEFAULT_RETENTION: RetentionOptions = { maxAgeHours: 24, maxCount: 1_000_000 };
+export const DEFAULT_DATABASE: DatabaseOptions = { bus: true, retention: DEFAULT_RETENTION };
+
+export const DEFAULTS: Omit<TidingsOptions, "store" | "secret"> = {
+  host: "127.0.0.1",
+  port: 8080,
+  dataDir: "./data",
+  databases: { tidings: DEFAULT_DATABASE },
+  pollTimeoutMs: 300_000,
+  noCursorWindowMs: 5_000,
+  maxChannels: 100,
+  maxBodyBytes: 1024 * 1024,
+  maxMessageBytes: 64 * 1024,
+  maxBatch: 1000,
+  maxParkedPolls: 10_000,
+  maxParkedPollsPerUser: 50,
+  tailSize: 10_000,
+  retentionIntervalMs: 60_000,
+  corsOrigins: [],
+  accessRules: [],
+  sessionCookie: "tidings_session",
+  logLevel: "info",
+  shutdownGraceMs: 10_000,
+  sseKeepAliveMs: 15_000,
+  ws: {
+    maxPayload: 64 * 1024,
+    maxBufferedBytes: 4 * 1024 * 1024,
+    maxFramesPerSecond: 200,
+    pingIntervalMs: 30_000,
+    maxSubscriptions: 1000,
+  },
+  commands: {
+    maxArgsBytes: 256 * 1024,
+    maxResultBytes: 1024 * 1024,
+    maxOpenPerAddress: 1000,
+    leaseMs: 30_000,
+    defaultDeadlineMs: 86_400_000,
+  },
+};
+
+export type PartialDatabaseOptions = { bus?: boolean; retention?: Partial<RetentionOptions> };
+
+/** What callers may pass: any subset, nested objects merged field by field. */
+export type TidingsOptionsInput = Partial<Omit<TidingsOptions, "ws" | "commands" | "databases">> & {
+  ws?: Partial<WebSocketOptions>;
+  commands?: Partial<CommandOptions>;
+  databases?: Record<string, PartialDatabaseOptions> | readonly string[];
+};
+
+/** Merges with the defaults once and rejects contradictions with a sentence a user understands. */
+export function resolveOptions(input: TidingsOptionsInput = {}): TidingsOptions {
+  const dataDir = input.dataDir ?? DEFAULTS.dataDir;
+  const databases = resolveDatabases(input.databases);
+  const o: TidingsOptions = {
+    ...DEFAULTS,
+    ...stripUndefined(input),
+    dataDir,
+    store: input.store ?? `sqlite:${dataDir.replace(/\/$/, "")}/tidings.db`,
+    secret: input.secret,
+    databases,
+    ws: { ...DEFAULTS.ws, ...stripUndefined(input.ws ?? {}) },
+    commands: { ...DEFAULTS.commands, ...stripUndefined(input.commands ?? {}) },
+  };
+  const positive: Array<[string, number]> = [
+    ["port", o.port + 1],
+    ["pollTimeoutMs", o.pollTimeoutMs],
+    ["maxChannels", o.maxChannels],
+    ["maxBodyBytes", o.maxBodyBytes],
+    ["maxMessageBytes", o.maxMessageBytes],
+    ["maxBatch", o.maxBatch],
+    ["maxParkedPolls", o.maxParkedPolls],
+    ["maxParkedPollsPerUser", o.maxParkedPollsPerUser],
+    ["tailSize", o.tailSize],
+    ["retentionIntervalMs", o.retentionIntervalMs],
+    ["ws.maxPayload", o.ws.maxPayload],
+    ["ws.maxBufferedBytes", o.ws.maxBufferedBytes],
+    ["ws.maxFramesPerSecond", o.ws.maxFramesPerSecond],
+    ["ws.pingIntervalMs", o.ws.pingIntervalMs],
+  ];
+  for (const [name, value] of positive) {
+    if (!Number.isFinite(value) || value <= 0) configError(`${name} must be a positive number, got ${value}.`);
+  }
+  if (o.noCursorWindowMs < 0) configError("noCursorWindowMs must not be negative.");
+  if (o.maxMessageBytes > o.maxBodyBytes) {
+    configError(`maxMessageBytes (${o.maxMessageBytes}) cannot exceed maxBodyBytes (${o.maxBodyBytes}): such a message could never be sent.`);
+  }
+  if (o.corsOrigins.includes("*")) {
+    configError('corsOrigins cannot contain "*": credentials are sent, so list the origins explicitly.');
+  }
+  if (o.secret !== undefined && o.secret.length < 32) {
+    configError("The secret must have at least 32 characters.");
+  }
+  return o;
+}
+
+function resolveDatabases(
+  input: Record<string, PartialDatabaseOptions> | readonly string[] | undefined,
+): Record<string, DatabaseOptions> {
+  if (input === undefined) return { ...DEFAULTS.databases };
+  const entries: Array<[string, PartialDatabaseOptions]> = Array.isArray(input)
+    ? (input as readonly string[]).map((name) => [name, {}])
+    : Object.entries(input as Record<string, PartialDatabaseOptions>);
+  if (entries.length === 0) configError("At least one database must be configured.");
+  const out: Record<string, DatabaseOptions> = {};
+  for (const [name, opts] of entries) {
+    if (name !== "*" && !isValidDbName(name)) {
+      configError(`Database name ${JSON.stringify(name)} is invalid: use 1 to 63 of A-Z a-z 0-9 _ . -`);
+    }
+    const retention = { ...DEFAULT_RETENTION, ...stripUndefined(opts.retention ?? {}) };
+    if (retention.maxAgeHours < 0 || retention.maxCount < 0) configError(`Retention of ${name} must not be negative.`);
+    out[name] = { bus: opts.bus ?? true, retention };
+  }
+  return out;
+}
+
+function stripUndefined<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
+function configError(message: string): never {
+  throw new TidingsError("TIDINGS_ERR_CONFIG", message);
+}

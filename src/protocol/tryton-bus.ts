@@ -1,0 +1,62 @@
+/**
+ * The Tryton bus wire (DESIGN 5.1): `POST /<db>/bus` with
+ * `{"last_message": <id|null>, "channels": [..], "max_messages"?: n}` answered by
+ * `{"channel": <channel|null>, "message": <object|null>}`. Extensions live in other keys,
+ * which Tryton clients ignore: `messages` (the batch, with `max_messages`) and `gap`.
+ * No Node imports: the client SDK shares this file.
+ */
+
+export interface PollBody {
+  readonly lastMessage: string | null;
+  readonly channels: readonly unknown[];
+  /** Null when the client did not opt in to batches (Tryton: one message per answer). */
+  readonly maxMessages: number | null;
+}
+
+export interface WireMessage {
+  readonly channel: string;
+  /** The message's JSON text, `message_id` included. */
+  readonly json: string;
+}
+
+export type PollBodyError =
+  | { readonly kind: "not-object" }
+  | { readonly kind: "channels" }
+  | { readonly kind: "last_message" }
+  | { readonly kind: "max_messages" };
+
+/** Validates the shape of a poll body; channel names themselves are checked by the core. */
+export function parsePollBody(body: unknown, maxBatch: number): PollBody | PollBodyError {
+  if (typeof body !== "object" || body === null || Array.isArray(body)) return { kind: "not-object" };
+  const b = body as Record<string, unknown>;
+  if (!Array.isArray(b.channels)) return { kind: "channels" };
+  const last = b.last_message;
+  if (last !== undefined && last !== null && typeof last !== "string") return { kind: "last_message" };
+  let maxMessages: number | null = null;
+  if (b.max_messages !== undefined && b.max_messages !== null) {
+    const n = b.max_messages;
+    if (typeof n !== "number" || !Number.isInteger(n) || n < 1 || n > maxBatch) return { kind: "max_messages" };
+    maxMessages = n;
+  }
+  return { lastMessage: typeof last === "string" ? last : null, channels: b.channels, maxMessages };
+}
+
+/** The answer to a poll, built from stored JSON text without re-encoding the messages. */
+export function pollResponse(messages: readonly WireMessage[], gap: boolean, batch: boolean): string {
+  const first = messages[0];
+  let out =
+    first === undefined
+      ? '{"channel":null,"message":null'
+      : `{"channel":${JSON.stringify(first.channel)},"message":${first.json}`;
+  if (batch) {
+    out += ',"messages":[';
+    for (let i = 0; i < messages.length; i++) {
+      const m = messages[i]!;
+      if (i > 0) out += ",";
+      out += `{"channel":${JSON.stringify(m.channel)},"message":${m.json}}`;
+    }
+    out += "]";
+  }
+  if (gap) out += ',"gap":true';
+  return `${out}}`;
+}

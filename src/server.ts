@@ -1,0 +1,193 @@
+import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { AddressInfo, Socket } from "node:net";
+import { Bus, type BusInput } from "./core/bus.js";
+import { Authenticator } from "./auth/authenticate.js";
+import { loadSecret } from "./auth/secret.js";
+import type { SessionVerifier } from "./auth/tryton-session.js";
+import { TidingsError, toTidingsError } from "./errors.js";
+import type { ServerContext } from "./transports/http/context.js";
+import { PollLimiter } from "./transports/http/poll-limiter.js";
+import { Router } from "./transports/http/router.js";
+import { applyCors, handlePreflight } from "./transports/http/cors.js";
+import { sendError, sendJson } from "./transports/http/respond.js";
+import { handleBusPoll } from "./transports/http-longpoll/bus-route.js";
+import { handleNotify, handlePublish } from "./transports/http/publish-routes.js";
+import { redactStoreUrl } from "./stores/open-store.js";
+
+export interface ServerInput extends BusInput {
+  /** Checks Tryton `Session` credentials; without one, only tokens and cookies are accepted. */
+  readonly sessionVerifier?: SessionVerifier;
+}
+
+/**
+ * A running tidings server: the bus plus its HTTP routes and transports on one port.
+ * `listen()` starts it, `close()` drains: stops accepting, answers parked polls empty,
+ * closes sockets with 1001, and loses nothing that was accepted.
+ */
+export class TidingsServer implements ServerContext {
+  readonly http: Server;
+  readonly authenticator: Authenticator;
+  readonly polls: PollLimiter;
+  readonly router = new Router();
+  private readonly drainCallbacks = new Set<() => void>();
+  private readonly sockets = new Set<Socket>();
+  private state: "idle" | "listening" | "draining" | "closed" = "idle";
+  private closing: Promise<void> | null = null;
+
+  private constructor(
+    readonly bus: Bus,
+    secret: string,
+    sessionVerifier: SessionVerifier | undefined,
+  ) {
+    const { options } = bus;
+    this.authenticator = new Authenticator({ secret, sessionCookie: options.sessionCookie, sessionVerifier });
+    this.polls = new PollLimiter(options.maxParkedPolls, options.maxParkedPollsPerUser);
+    this.http = createHttpServer(
+      {
+        // Node checks header/request timeouts only this often: keep slow-header clients short.
+        connectionsCheckingInterval: 2_000,
+        headersTimeout: 10_000,
+        // Long-polls legitimately last the poll timeout; cap the whole request a bit above it.
+        requestTimeout: options.pollTimeoutMs + 30_000,
+        keepAliveTimeout: 65_000,
+      },
+      (req, res) => void this.handle(req, res),
+    );
+    this.http.on("connection", (socket: Socket) => {
+      this.sockets.add(socket);
+      bus.metrics.connections.inc({ transport: "http" });
+      socket.once("close", () => {
+        this.sockets.delete(socket);
+        bus.metrics.connections.dec({ transport: "http" });
+      });
+    });
+    this.routes();
+  }
+
+  static async create(input: ServerInput = {}): Promise<TidingsServer> {
+    const bus = await Bus.create(input);
+    try {
+      const secret = loadSecret(bus.options.secret, bus.options.dataDir, true)!;
+      return new TidingsServer(bus, secret, input.sessionVerifier);
+    } catch (e) {
+      await bus.close();
+      throw e;
+    }
+  }
+
+  get options() {
+    return this.bus.options;
+  }
+
+  get draining(): boolean {
+    return this.state === "draining" || this.state === "closed";
+  }
+
+  authenticate(db: string, req: IncomingMessage, queryToken?: string | null) {
+    return this.authenticator.fromHeaders(db, req.headers, queryToken);
+  }
+
+  onDrain(callback: () => void): () => void {
+    this.drainCallbacks.add(callback);
+    return () => this.drainCallbacks.delete(callback);
+  }
+
+  private routes(): void {
+    const r = this.router;
+    r.add("GET", "/healthz", ({ res }) => sendJson(res, 200, { status: "ok" }));
+    r.add("GET", "/readyz", ({ res }) =>
+      this.draining ? sendJson(res, 503, { status: "draining" }) : sendJson(res, 200, { status: "ready" }),
+    );
+    r.add("GET", "/metrics", async ({ res }) => {
+      const text = await this.bus.metrics.registry.metrics();
+      res.writeHead(200, { "content-type": this.bus.metrics.registry.contentType });
+      res.end(text);
+    });
+    r.add("POST", "/:db/bus", (ctx) => handleBusPoll(this, ctx));
+    r.add("POST", "/:db/publish", (ctx) => handlePublish(this, ctx));
+    r.add("POST", "/:db/notify", (ctx) => handleNotify(this, ctx));
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const { corsOrigins } = this.bus.options;
+    try {
+      if (handlePreflight(req, res, corsOrigins)) return;
+      applyCors(req, res, corsOrigins);
+      if (this.draining) {
+        res.setHeader("connection", "close");
+        throw new TidingsError("TIDINGS_ERR_SHUTTING_DOWN");
+      }
+      const url = new URL(req.url ?? "/", "http://localhost");
+      const match = this.router.match(req.method ?? "GET", url.pathname);
+      if (match === null) throw new TidingsError("TIDINGS_ERR_NOT_FOUND");
+      if (match === "method") throw new TidingsError("TIDINGS_ERR_REQUEST_METHOD");
+      await match.handler({ req, res, url, params: match.params });
+    } catch (error) {
+      const e = toTidingsError(error);
+      if (e.status >= 500 && e.code !== "TIDINGS_ERR_SHUTTING_DOWN" && e.code !== "TIDINGS_ERR_DB_BUS_DISABLED") {
+        this.bus.logger.error({ err: e.cause ?? e, url: req.url }, "request failed");
+      }
+      this.bus.metrics.errors.inc({ code: e.code });
+      // Stop reading a body we refuse, so a large upload cannot hold the connection.
+      if (!req.complete) res.setHeader("connection", "close");
+      sendError(res, e);
+    }
+  }
+
+  async listen(port = this.bus.options.port, host = this.bus.options.host): Promise<AddressInfo> {
+    await new Promise<void>((resolve, reject) => {
+      this.http.once("error", reject);
+      this.http.listen(port, host, () => {
+        this.http.off("error", reject);
+        resolve();
+      });
+    });
+    this.state = "listening";
+    const address = this.http.address() as AddressInfo;
+    this.bus.logger.info(
+      { host: address.address, port: address.port, store: redactStoreUrl(this.bus.options.store), engine: this.bus.store.engine },
+      "tidings listening",
+    );
+    return address;
+  }
+
+  /** The base URL clients use, once listening. */
+  get url(): string {
+    const a = this.http.address() as AddressInfo;
+    return `http://${a.family === "IPv6" ? `[${a.address}]` : a.address}:${a.port}`;
+  }
+
+  /** Graceful shutdown; safe to call twice. */
+  close(): Promise<void> {
+    if (this.closing !== null) return this.closing;
+    this.closing = (async () => {
+      this.state = "draining";
+      const closed = new Promise<void>((resolve) => this.http.close(() => resolve()));
+      for (const cb of [...this.drainCallbacks]) {
+        try {
+          cb();
+        } catch (e) {
+          this.bus.logger.warn({ err: e }, "drain callback failed");
+        }
+      }
+      // Answered polls leave keep-alive sockets idle: close them as they become so.
+      this.http.closeIdleConnections();
+      const idleSweep = setInterval(() => this.http.closeIdleConnections(), 50);
+      idleSweep.unref();
+      const grace = setTimeout(() => {
+        for (const s of this.sockets) s.destroy();
+      }, this.bus.options.shutdownGraceMs);
+      grace.unref();
+      await closed;
+      clearTimeout(grace);
+      clearInterval(idleSweep);
+      await this.bus.close();
+      this.state = "closed";
+    })();
+    return this.closing;
+  }
+}
+
+export function createServer(input: ServerInput = {}): Promise<TidingsServer> {
+  return TidingsServer.create(input);
+}

@@ -1,0 +1,187 @@
+import { mkdirSync, readdirSync, readFileSync } from "node:fs";
+import { dirname, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import Database from "better-sqlite3";
+import type {
+  AppendEntry,
+  CommandFilter,
+  CommandOutcome,
+  CommandRecord,
+  FinishResult,
+  NewCommand,
+  ReadQuery,
+  ReadResult,
+  RetentionPolicy,
+  Store,
+  StoredMessage,
+} from "../store.js";
+import { newEpoch } from "../message-id.js";
+import { SqliteLog } from "./log.js";
+import { SqliteCommands } from "./commands.js";
+
+export interface SqliteStoreOptions {
+  /** Database file; its directory is created if missing. ":memory:" keeps everything in memory. */
+  readonly path: string;
+}
+
+interface Opened {
+  readonly sql: Database.Database;
+  readonly log: SqliteLog;
+  readonly commands: SqliteCommands;
+  readonly claimOwner: (db: string, key: string, owner: string) => string;
+}
+
+const SQL_DIR = new URL("./sql/", import.meta.url);
+
+/** The embedded default: one process, durable, zero setup. */
+export class SqliteStore implements Store {
+  readonly engine = "sqlite";
+  readonly capabilities = { transactional: false, shared: false } as const;
+  private opened: Opened | null = null;
+  private readonly listeners = new Set<(db: string) => void>();
+
+  constructor(private readonly options: SqliteStoreOptions) {}
+
+  async open(): Promise<void> {
+    if (this.opened) return;
+    const { path } = this.options;
+    if (path !== ":memory:" && path !== "" && !path.startsWith("file:")) {
+      mkdirSync(dirname(resolve(path)), { recursive: true });
+    }
+    const sql = new Database(path);
+    try {
+      sql.pragma("journal_mode = WAL");
+      sql.pragma("synchronous = NORMAL");
+      sql.pragma("busy_timeout = 5000");
+      migrate(sql);
+      // Created with the file and kept for its lifetime: a recreated file gets a new epoch.
+      sql.prepare("INSERT OR IGNORE INTO meta (key, value) VALUES ('epoch', ?)").run(newEpoch());
+      const epoch = sql.prepare<[], string>("SELECT value FROM meta WHERE key = 'epoch'").pluck().get()!;
+      this.opened = {
+        sql,
+        log: new SqliteLog(sql, epoch),
+        commands: new SqliteCommands(sql),
+        claimOwner: ownerClaimer(sql),
+      };
+    } catch (err) {
+      sql.close();
+      throw err;
+    }
+  }
+
+  async close(): Promise<void> {
+    this.listeners.clear();
+    const opened = this.opened;
+    this.opened = null;
+    opened?.sql.close();
+  }
+
+  private get o(): Opened {
+    if (!this.opened) throw new Error("SqliteStore is not open: call open() first");
+    return this.opened;
+  }
+
+  async append(db: string, entries: readonly AppendEntry[]): Promise<StoredMessage[]> {
+    const out = this.o.log.append(db, entries, Date.now());
+    // Single process: every append is local, so the hint can be given right here.
+    for (const l of this.listeners) l(db);
+    return out;
+  }
+  async read(db: string, query: ReadQuery): Promise<ReadResult> {
+    return this.o.log.read(db, query);
+  }
+  async head(db: string): Promise<string | null> {
+    return this.o.log.head(db);
+  }
+  async trim(db: string, policy: RetentionPolicy, now: number): Promise<number> {
+    return this.o.log.trim(db, policy, now);
+  }
+  onAppend(listener: (db: string) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  async claimOwner(db: string, key: string, owner: string): Promise<string> {
+    return this.o.claimOwner(db, key, owner);
+  }
+
+  async createCommand(db: string, c: NewCommand): Promise<{ command: CommandRecord; created: boolean }> {
+    return this.o.commands.create(db, c);
+  }
+  async getCommand(db: string, id: string): Promise<CommandRecord | null> {
+    return this.o.commands.get(db, id);
+  }
+  async listCommands(db: string, filter: CommandFilter): Promise<CommandRecord[]> {
+    return this.o.commands.list(db, filter);
+  }
+  async countOpenCommands(db: string, address: string): Promise<number> {
+    return this.o.commands.countOpen(db, address);
+  }
+  async claimCommands(
+    db: string,
+    address: string,
+    claimer: string,
+    limit: number,
+    now: number,
+    leaseMs: number,
+  ): Promise<CommandRecord[]> {
+    return this.o.commands.claim(db, address, claimer, limit, now, leaseMs);
+  }
+  async startCommand(db: string, id: string, claimer: string, now: number): Promise<CommandRecord | null> {
+    return this.o.commands.start(db, id, claimer, now);
+  }
+  async renewClaims(db: string, claimer: string, now: number, leaseMs: number): Promise<number> {
+    return this.o.commands.renew(db, claimer, now, leaseMs);
+  }
+  async releaseClaims(db: string, claimer: string): Promise<number> {
+    return this.o.commands.release(db, claimer);
+  }
+  async finishCommand(
+    db: string,
+    id: string,
+    outcome: CommandOutcome,
+    claimer: string | null,
+    now: number,
+  ): Promise<FinishResult> {
+    return this.o.commands.finish(db, id, outcome, claimer, now);
+  }
+  async expireCommands(db: string, now: number): Promise<CommandRecord[]> {
+    return this.o.commands.expire(db, now);
+  }
+}
+
+/** Applies, in order, each `sql/NNN_*.sql` not yet recorded in `schema_migrations`. */
+function migrate(sql: Database.Database): void {
+  sql.exec(`CREATE TABLE IF NOT EXISTS schema_migrations (
+    version    INTEGER PRIMARY KEY,
+    name       TEXT    NOT NULL,
+    applied_at INTEGER NOT NULL
+  )`);
+  const applied = new Set(sql.prepare<[], number>("SELECT version FROM schema_migrations").pluck().all());
+  const record = sql.prepare<[number, string, number]>(
+    "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+  );
+  const files = readdirSync(SQL_DIR)
+    .filter((f) => /^\d+_[\w.-]+\.sql$/.test(f))
+    .map((name) => ({ name, version: Number.parseInt(name, 10) }))
+    .sort((a, b) => a.version - b.version);
+  for (const [i, f] of files.entries()) {
+    if (i > 0 && files[i - 1]!.version === f.version) throw new Error(`two migrations numbered ${f.version} in ${fileURLToPath(SQL_DIR)}`);
+    if (applied.has(f.version)) continue;
+    const text = readFileSync(new URL(f.name, SQL_DIR), "utf8");
+    sql.transaction(() => {
+      sql.exec(text);
+      record.run(f.version, f.name, Date.now());
+    }).immediate();
+  }
+}
+
+/** First writer wins: the insert is ignored when an owner is already recorded. */
+function ownerClaimer(sql: Database.Database): Opened["claimOwner"] {
+  const insert = sql.prepare<[string, string, string]>("INSERT OR IGNORE INTO owners (db, key, owner) VALUES (?, ?, ?)");
+  const select = sql.prepare<[string, string], string>("SELECT owner FROM owners WHERE db = ? AND key = ?").pluck();
+  return (db, key, owner) => {
+    insert.run(db, key, owner);
+    return select.get(db, key)!;
+  };
+}

@@ -1,0 +1,54 @@
+import type { ServerContext } from "../http/context.js";
+import type { RouteContext } from "../http/router.js";
+import { TidingsError } from "../../errors.js";
+import { validateChannelList } from "../../core/channels.js";
+import { parsePollBody, pollResponse, type PollBodyError } from "../../protocol/tryton-bus.js";
+import { readJsonBody } from "../http/body.js";
+import { sendJsonText } from "../http/respond.js";
+
+const BODY_ERRORS: Record<PollBodyError["kind"], TidingsError> = {
+  "not-object": new TidingsError("TIDINGS_ERR_REQUEST_INVALID", 'The body must be a JSON object {"last_message", "channels"}.'),
+  channels: new TidingsError("TIDINGS_ERR_REQUEST_INVALID", "channels must be a list of strings."),
+  last_message: new TidingsError("TIDINGS_ERR_CURSOR_INVALID"),
+  max_messages: new TidingsError("TIDINGS_ERR_REQUEST_INVALID", "max_messages must be a positive integer up to the server's batch limit."),
+};
+
+/**
+ * `POST /<db>/bus`: Tryton's long-poll. Answers with the first message after the cursor
+ * on the caller's channels, or parks until one arrives or the poll timeout passes.
+ */
+export async function handleBusPoll(server: ServerContext, { req, res, params }: RouteContext): Promise<void> {
+  const db = params.db!;
+  const { bus, options } = server;
+  bus.log(db); // unknown database (404) or bus disabled (501) before anything else
+  const who = await server.authenticate(db, req);
+  const parsed = parsePollBody(await readJsonBody(req, options.maxBodyBytes), options.maxBatch);
+  if ("kind" in parsed) throw BODY_ERRORS[parsed.kind];
+  const channels = validateChannelList(parsed.channels, options.maxChannels);
+  // Tryton's server adds the caller's own user channel to every poll.
+  if (!channels.includes(`user:${who.user}`)) channels.push(`user:${who.user}`);
+  await bus.access.assertCanRead(db, who, channels);
+
+  const release = server.polls.acquire(`${db}\u0000${who.user}`);
+  const abort = new AbortController();
+  const onClose = (): void => abort.abort();
+  res.once("close", onClose);
+  const offDrain = server.onDrain(() => abort.abort());
+  try {
+    const delivery = await bus.poll(db, {
+      channels,
+      after: parsed.lastMessage,
+      limit: parsed.maxMessages ?? 1,
+      timeoutMs: options.pollTimeoutMs,
+      signal: abort.signal,
+      onPark: (parked) => bus.metrics.parkedPolls.inc(parked ? 1 : -1),
+    });
+    if (res.destroyed) return;
+    bus.metrics.delivered.inc({ transport: "longpoll" }, delivery.messages.length);
+    sendJsonText(res, 200, pollResponse(delivery.messages, delivery.gap, parsed.maxMessages !== null));
+  } finally {
+    res.off("close", onClose);
+    offDrain();
+    release();
+  }
+}

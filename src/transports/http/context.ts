@@ -1,0 +1,19 @@
+import type { IncomingMessage } from "node:http";
+import type { Bus } from "../../core/bus.js";
+import type { Identity } from "../../core/identity.js";
+import type { TidingsOptions } from "../../options.js";
+import type { Authenticator } from "../../auth/authenticate.js";
+import type { PollLimiter } from "./poll-limiter.js";
+
+/** What every transport gets from the server: the core, options, auth, limits, draining. */
+export interface ServerContext {
+  readonly bus: Bus;
+  readonly options: TidingsOptions;
+  readonly authenticator: Authenticator;
+  readonly polls: PollLimiter;
+  /** Identity from the request's Authorization header, cookie, or `?token=` (SSE/WS only). */
+  authenticate(db: string, req: IncomingMessage, queryToken?: string | null): Promise<Identity>;
+  /** Registers a callback run when the server starts draining; returns an unregister function. */
+  onDrain(callback: () => void): () => void;
+  readonly draining: boolean;
+}

@@ -1,0 +1,59 @@
+import type { IncomingMessage, ServerResponse } from "node:http";
+
+export interface RouteContext {
+  readonly req: IncomingMessage;
+  readonly res: ServerResponse;
+  readonly url: URL;
+  readonly params: Readonly<Record<string, string>>;
+}
+
+export type RouteHandler = (ctx: RouteContext) => Promise<void> | void;
+
+interface Route {
+  readonly method: string;
+  readonly segments: readonly string[];
+  readonly handler: RouteHandler;
+}
+
+/** A small router: `/:db/commands/:id` style patterns, exact method match. */
+export class Router {
+  private readonly routes: Route[] = [];
+
+  add(method: string, pattern: string, handler: RouteHandler): this {
+    this.routes.push({ method, segments: pattern.split("/").filter(Boolean), handler });
+    return this;
+  }
+
+  /** The handler and params for a request, `"method"` when only the method is wrong, or null. */
+  match(method: string, pathname: string): { handler: RouteHandler; params: Record<string, string> } | "method" | null {
+    const parts = pathname.split("/").filter(Boolean);
+    let wrongMethod = false;
+    for (const route of this.routes) {
+      if (route.segments.length !== parts.length) continue;
+      const params: Record<string, string> = {};
+      let ok = true;
+      for (let i = 0; i < parts.length; i++) {
+        const seg = route.segments[i]!;
+        let part: string;
+        try {
+          part = decodeURIComponent(parts[i]!);
+        } catch {
+          ok = false;
+          break;
+        }
+        if (seg.startsWith(":")) params[seg.slice(1)] = part;
+        else if (seg !== part) {
+          ok = false;
+          break;
+        }
+      }
+      if (!ok) continue;
+      if (route.method !== method) {
+        wrongMethod = true;
+        continue;
+      }
+      return { handler: route.handler, params };
+    }
+    return wrongMethod ? "method" : null;
+  }
+}

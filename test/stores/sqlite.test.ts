@@ -1,0 +1,117 @@
+import { describe, it, after } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import Database from "better-sqlite3";
+import { describeStore, entry, freshDb, sleep } from "./conformance.js";
+import { SqliteStore } from "../../src/stores/sqlite/index.js";
+
+const dir = mkdtempSync(join(tmpdir(), `tidings-sqlite-${process.pid}-`));
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+let files = 0;
+/** A path in a directory that does not exist yet: open() must create it. */
+function freshPath(): string {
+  files += 1;
+  return join(dir, `run${files}`, "tidings.db");
+}
+
+const conformancePath = freshPath();
+describeStore("sqlite", {
+  create: () => new SqliteStore({ path: conformancePath }),
+  reopen: () => new SqliteStore({ path: conformancePath }),
+});
+
+async function opened(path: string): Promise<SqliteStore> {
+  const store = new SqliteStore({ path });
+  await store.open();
+  return store;
+}
+
+function epochOf(id: string): string {
+  return id.slice(0, id.indexOf(":"));
+}
+
+describe("sqlite store", () => {
+  it("keeps its epoch across a restart", async () => {
+    const path = freshPath();
+    const db = freshDb();
+    const first = await opened(path);
+    const [m1] = await first.append(db, [entry("a", { i: 1 })]);
+    await first.close();
+    const second = await opened(path);
+    try {
+      const [m2] = await second.append(db, [entry("a", { i: 2 })]);
+      assert.equal(epochOf(m2!.id), epochOf(m1!.id));
+      const res = await second.read(db, { after: m1!.id, limit: 10 });
+      assert.equal(res.gap, false);
+      assert.deepEqual(res.messages.map((m) => m.id), [m2!.id]);
+    } finally {
+      await second.close();
+    }
+  });
+
+  it("gives a recreated file a new epoch, so an old cursor reads as a gap", async () => {
+    const path = freshPath();
+    const db = freshDb();
+    const first = await opened(path);
+    const [old] = await first.append(db, [entry("a", { i: 1 })]);
+    await first.close();
+    rmSync(join(path, ".."), { recursive: true });
+    await sleep(5); // the epoch has millisecond resolution
+    const second = await opened(path);
+    try {
+      const [fresh] = await second.append(db, [entry("a", { i: 2 })]);
+      assert.notEqual(epochOf(fresh!.id), epochOf(old!.id));
+      assert.ok(fresh!.id !== old!.id);
+      const res = await second.read(db, { after: old!.id, limit: 10 });
+      assert.equal(res.gap, true);
+      assert.deepEqual(res.messages.map((m) => m.id), [fresh!.id]);
+    } finally {
+      await second.close();
+    }
+  });
+
+  it("applies each migration once, however often it is opened", async () => {
+    const path = freshPath();
+    for (let i = 0; i < 3; i++) await (await opened(path)).close();
+    const migrations = readdirSync(new URL("../../src/stores/sqlite/sql/", import.meta.url)).filter((f) => f.endsWith(".sql"));
+    const raw = new Database(path, { readonly: true });
+    try {
+      const versions = raw.prepare("SELECT version FROM schema_migrations ORDER BY version").pluck().all();
+      assert.deepEqual(versions, migrations.map((f) => Number.parseInt(f, 10)).sort((a, b) => a - b));
+      assert.equal(raw.pragma("journal_mode", { simple: true }), "wal");
+    } finally {
+      raw.close();
+    }
+  });
+
+  it("never reuses a sequence number after retention removed everything", async () => {
+    const path = freshPath();
+    const db = freshDb();
+    const first = await opened(path);
+    const out = await first.append(db, [entry("a"), entry("a")]);
+    await first.trim(db, { maxAgeMs: 1, maxCount: 0 }, Date.now() + 1000);
+    assert.equal(await first.head(db), null);
+    await first.close();
+    const second = await opened(path);
+    try {
+      const res = await second.read(db, { after: out[1]!.id, limit: 10 });
+      assert.equal(res.gap, false, "the last removed id is still a known cursor");
+      const [next] = await second.append(db, [entry("a")]);
+      assert.ok(next!.id > out[1]!.id);
+    } finally {
+      await second.close();
+    }
+  });
+
+  it("works in memory and closes twice", async () => {
+    const store = await opened(":memory:");
+    const db = freshDb();
+    const [m] = await store.append(db, [entry("a")]);
+    assert.equal(await store.head(db), m!.id);
+    await store.close();
+    await store.close();
+  });
+});

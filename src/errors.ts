@@ -32,6 +32,11 @@ export const ERRORS = {
   TIDINGS_ERR_LIMIT_POLLS: { status: 429, message: "Too many parked polls." },
   TIDINGS_ERR_LIMIT_RATE: { status: 429, message: "Too many requests." },
   TIDINGS_ERR_SHUTTING_DOWN: { status: 503, message: "The server is shutting down." },
+  // WebSocket requests (rohrpost)
+  TIDINGS_ERR_FRAME_INVALID: { status: 400, message: "The frame is not a rohrpost request." },
+  TIDINGS_ERR_HANDLER_UNKNOWN: { status: 404, message: "Unknown message type." },
+  TIDINGS_ERR_HANDLER_FAILED: { status: 500, message: "The handler failed." },
+  TIDINGS_ERR_ORIGIN_FORBIDDEN: { status: 403, message: "Cookie credentials are not accepted from this origin." },
   // commands
   TIDINGS_ERR_COMMAND_INVALID: { status: 400, message: "Invalid command." },
   TIDINGS_ERR_COMMAND_NOT_FOUND: { status: 404, message: "No such command." },
@@ -39,6 +44,12 @@ export const ERRORS = {
   TIDINGS_ERR_COMMAND_NOT_YOURS: { status: 403, message: "The command is not held by this client." },
   TIDINGS_ERR_COMMAND_TOO_MANY: { status: 429, message: "Too many open commands for this address." },
   TIDINGS_ERR_ADDRESS_FORBIDDEN: { status: 403, message: "Not allowed to register this address." },
+  TIDINGS_ERR_ADDRESS_INVALID: { status: 400, message: "Invalid command address." },
+  TIDINGS_ERR_COMMAND_TOO_LARGE: { status: 413, message: "The command's arguments or result are too large." },
+  // a command's outcome, as the server-side proxy rejects with it
+  TIDINGS_ERR_COMMAND_FAILED: { status: 502, message: "The client reported an error." },
+  TIDINGS_ERR_COMMAND_EXPIRED: { status: 504, message: "The command's deadline passed before an outcome." },
+  TIDINGS_ERR_COMMAND_CANCELLED: { status: 409, message: "The command was cancelled." },
   // server
   TIDINGS_ERR_INTERNAL: { status: 500, message: "Internal error." },
   TIDINGS_ERR_CONFIG: { status: 500, message: "Invalid configuration." },

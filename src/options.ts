@@ -26,6 +26,8 @@ export interface WebSocketOptions {
   readonly pingIntervalMs: number;
   /** @default 1000 — most channels one socket may subscribe to. */
   readonly maxSubscriptions: number;
+  /** @default 100 — requests of one socket being answered at once; more get TIDINGS_ERR_LIMIT_RATE. */
+  readonly maxPendingRequests: number;
 }
 
 export interface CommandOptions {
@@ -39,6 +41,10 @@ export interface CommandOptions {
   readonly leaseMs: number;
   /** @default 86_400_000 — deadline of a command sent without one (24 h). */
   readonly defaultDeadlineMs: number;
+  /** @default 32 — most commands one connection holds (delivered or running) at a time. */
+  readonly maxInFlight: number;
+  /** @default 1000 — how often due deadlines are swept (deadlines this process knows of fire on time). */
+  readonly expiryIntervalMs: number;
 }
 
 /** Every option of a tidings server, each with its default. */
@@ -90,6 +96,8 @@ export interface TidingsOptions {
   readonly shutdownGraceMs: number;
   /** @default 15000 — SSE keep-alive comment interval. */
   readonly sseKeepAliveMs: number;
+  /** @default 2000 — the reconnection delay SSE tells EventSource clients (`retry:`). */
+  readonly sseRetryMs: number;
   readonly ws: WebSocketOptions;
   readonly commands: CommandOptions;
 }
@@ -118,12 +126,14 @@ export const DEFAULTS: Omit<TidingsOptions, "store" | "secret"> = {
   logLevel: "info",
   shutdownGraceMs: 10_000,
   sseKeepAliveMs: 15_000,
+  sseRetryMs: 2_000,
   ws: {
     maxPayload: 64 * 1024,
     maxBufferedBytes: 4 * 1024 * 1024,
     maxFramesPerSecond: 200,
     pingIntervalMs: 30_000,
     maxSubscriptions: 1000,
+    maxPendingRequests: 100,
   },
   commands: {
     maxArgsBytes: 256 * 1024,
@@ -131,6 +141,8 @@ export const DEFAULTS: Omit<TidingsOptions, "store" | "secret"> = {
     maxOpenPerAddress: 1000,
     leaseMs: 30_000,
     defaultDeadlineMs: 86_400_000,
+    maxInFlight: 32,
+    expiryIntervalMs: 1000,
   },
 };
 
@@ -172,6 +184,16 @@ export function resolveOptions(input: TidingsOptionsInput = {}): TidingsOptions 
     ["ws.maxBufferedBytes", o.ws.maxBufferedBytes],
     ["ws.maxFramesPerSecond", o.ws.maxFramesPerSecond],
     ["ws.pingIntervalMs", o.ws.pingIntervalMs],
+    ["ws.maxSubscriptions", o.ws.maxSubscriptions],
+    ["ws.maxPendingRequests", o.ws.maxPendingRequests],
+    ["sseKeepAliveMs", o.sseKeepAliveMs],
+    ["commands.maxArgsBytes", o.commands.maxArgsBytes],
+    ["commands.maxResultBytes", o.commands.maxResultBytes],
+    ["commands.maxOpenPerAddress", o.commands.maxOpenPerAddress],
+    ["commands.leaseMs", o.commands.leaseMs],
+    ["commands.defaultDeadlineMs", o.commands.defaultDeadlineMs],
+    ["commands.maxInFlight", o.commands.maxInFlight],
+    ["commands.expiryIntervalMs", o.commands.expiryIntervalMs],
   ];
   for (const [name, value] of positive) {
     if (!Number.isFinite(value) || value <= 0) configError(`${name} must be a positive number, got ${value}.`);

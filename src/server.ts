@@ -1,5 +1,6 @@
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
+import type { Duplex } from "node:stream";
 import { Bus, type BusInput } from "./core/bus.js";
 import { Authenticator } from "./auth/authenticate.js";
 import { loadSecret } from "./auth/secret.js";
@@ -12,7 +13,10 @@ import { applyCors, handlePreflight } from "./transports/http/cors.js";
 import { sendError, sendJson } from "./transports/http/respond.js";
 import { handleBusPoll } from "./transports/http-longpoll/bus-route.js";
 import { handleNotify, handlePublish } from "./transports/http/publish-routes.js";
+import { registerCommandRoutes } from "./transports/http/command-routes.js";
 import { redactStoreUrl } from "./stores/open-store.js";
+import { WebSocketTransport } from "./transports/websocket/index.js";
+import { handleEvents } from "./transports/sse/events-route.js";
 
 export interface ServerInput extends BusInput {
   /** Checks Tryton `Session` credentials; without one, only tokens and cookies are accepted. */
@@ -29,6 +33,8 @@ export class TidingsServer implements ServerContext {
   readonly authenticator: Authenticator;
   readonly polls: PollLimiter;
   readonly router = new Router();
+  /** rohrpost over WebSocket at `GET /<db>/ws`. */
+  readonly websocket: WebSocketTransport;
   private readonly drainCallbacks = new Set<() => void>();
   private readonly sockets = new Set<Socket>();
   private state: "idle" | "listening" | "draining" | "closed" = "idle";
@@ -62,6 +68,9 @@ export class TidingsServer implements ServerContext {
       });
     });
     this.routes();
+    // Upgrades bypass the router; the transport closes its sockets with 1001 on drain.
+    this.websocket = new WebSocketTransport(this);
+    this.http.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => this.websocket.handleUpgrade(req, socket, head));
   }
 
   static async create(input: ServerInput = {}): Promise<TidingsServer> {
@@ -106,6 +115,8 @@ export class TidingsServer implements ServerContext {
     r.add("POST", "/:db/bus", (ctx) => handleBusPoll(this, ctx));
     r.add("POST", "/:db/publish", (ctx) => handlePublish(this, ctx));
     r.add("POST", "/:db/notify", (ctx) => handleNotify(this, ctx));
+    r.add("GET", "/:db/events", (ctx) => handleEvents(this, ctx));
+    registerCommandRoutes(this, r);
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -113,11 +124,12 @@ export class TidingsServer implements ServerContext {
     try {
       if (handlePreflight(req, res, corsOrigins)) return;
       applyCors(req, res, corsOrigins);
+      const url = new URL(req.url ?? "/", "http://localhost");
       if (this.draining) {
         res.setHeader("connection", "close");
-        throw new TidingsError("TIDINGS_ERR_SHUTTING_DOWN");
+        // Probes keep their own answers while draining (/readyz: 503 {"status":"draining"}).
+        if (url.pathname !== "/readyz" && url.pathname !== "/healthz") throw new TidingsError("TIDINGS_ERR_SHUTTING_DOWN");
       }
-      const url = new URL(req.url ?? "/", "http://localhost");
       const match = this.router.match(req.method ?? "GET", url.pathname);
       if (match === null) throw new TidingsError("TIDINGS_ERR_NOT_FOUND");
       if (match === "method") throw new TidingsError("TIDINGS_ERR_REQUEST_METHOD");

@@ -33,6 +33,10 @@ export class AccessControl {
     if (colon > 0) {
       const kind = channel.slice(0, colon);
       const rest = channel.slice(colon + 1);
+      // Command channels are never granted by channel patterns or rules: only the clients
+      // allowed to serve the address are woken on it, only publishers follow outcomes.
+      if (kind === "command") return this.canServeAddress(who, rest);
+      if (kind === "command-outcome") return who.role === "publisher";
       if (kind === "user" || kind === "notification") {
         if (rest === who.user) return true;
       } else if (kind === "client" && rest.length > 0) {
@@ -51,6 +55,13 @@ export class AccessControl {
         });
       }
     }
+  }
+
+  /** Whether `who` may register as the command address (token `addresses` patterns, or admin). */
+  canServeAddress(who: Identity, address: string): boolean {
+    if (who.role === "admin") return true;
+    for (const p of who.addresses) if (matchesPattern(p, address, who.user)) return true;
+    return false;
   }
 
   private grantedByPattern(db: string, who: Identity, channel: string): boolean {

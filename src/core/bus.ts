@@ -15,6 +15,9 @@ import { buildNotification, type Notification } from "./notify.js";
 import { poll, type PollRequest } from "./poll.js";
 import { Stream, type StreamHandlers } from "./stream.js";
 import { HandlerRegistry, type Handler } from "./handlers.js";
+import { CommandService, type SendOptions } from "../commands/service.js";
+import { createProxy, type CommandProxy } from "../commands/proxy.js";
+import { registerCommandHandlers } from "../commands/ws-handlers.js";
 
 export interface BusInput extends TidingsOptionsInput {
   /** A store instance (opened by the bus) or a store URL; defaults to `options.store`. */
@@ -43,6 +46,8 @@ export class Bus extends EventEmitter<BusEvents> {
   readonly access: AccessControl;
   /** Application handlers of WebSocket requests, by rohrpost `type`. */
   readonly handlers = new HandlerRegistry();
+  /** Server-to-client commands (DESIGN §6): send, get, list, cancel, wait. */
+  readonly commands: CommandService;
   private readonly logs = new Map<string, DbLog>();
   private readonly offAppend: () => void;
   private retentionTimer: NodeJS.Timeout | undefined;
@@ -56,11 +61,16 @@ export class Bus extends EventEmitter<BusEvents> {
   ) {
     super();
     this.access = new AccessControl(store, options.accessRules);
-    // A wake-up is only a hint: the log re-reads the store after its head.
-    this.offAppend = store.onAppend((db) => {
-      const log = this.logs.get(db);
-      if (log !== undefined) void log.refresh().catch((e: unknown) => this.storeError(e));
-    });
+    this.commands = new CommandService(this);
+    registerCommandHandlers(this);
+    // A wake-up is only a hint: the log re-reads the store after its head. A single-process
+    // store needs none: this process made every append and hands it to the log directly.
+    this.offAppend = store.capabilities.shared
+      ? store.onAppend((db) => {
+          const log = this.logs.get(db);
+          if (log !== undefined) void log.refresh().catch((e: unknown) => this.storeError(e));
+        })
+      : () => {};
     this.retentionTimer = setInterval(() => void this.runRetention(), options.retentionIntervalMs);
     this.retentionTimer.unref();
   }
@@ -97,6 +107,7 @@ export class Bus extends EventEmitter<BusEvents> {
       tailSize: this.options.tailSize,
       noCursorWindowMs: this.options.noCursorWindowMs,
       onStoreRead: (ms) => this.metrics.storeLatency.observe({ op: "read" }, ms / 1000),
+      onError: (e) => this.storeError(e),
     });
     log.ready.catch((e: unknown) => {
       // Forget a log that could not load, so the next request tries again.
@@ -144,6 +155,11 @@ export class Bus extends EventEmitter<BusEvents> {
     this.handlers.register(type, handler);
   }
 
+  /** `bus.proxy(db, address).someMethod(...args)` sends a command and resolves with its result. */
+  proxy(db: string, address: string, options?: SendOptions): CommandProxy {
+    return createProxy(this.commands, db, address, options);
+  }
+
   // ---- reading -----------------------------------------------------------------------------
 
   async poll(db: string, req: PollRequest): Promise<Delivery> {
@@ -177,6 +193,8 @@ export class Bus extends EventEmitter<BusEvents> {
   /** Stops timers, forgets listeners and closes the store; safe to call twice. */
   async close(): Promise<void> {
     if (this.closed) return;
+    // Before the store closes: releases the claims of connected clients, stops waiters.
+    await this.commands.close();
     this.closed = true;
     clearInterval(this.retentionTimer);
     this.offAppend();

@@ -9,6 +9,8 @@ export interface DbLogOptions {
   /** What a reader without a cursor gets: messages of the last this many milliseconds. */
   readonly noCursorWindowMs: number;
   readonly onStoreRead?: (ms: number) => void;
+  /** A background store read failed (the next publish or wake-up retries). */
+  readonly onError?: (error: unknown) => void;
 }
 
 /** Where a reader stands: after a message id, or (null) at the start of what the tail holds. */
@@ -46,10 +48,11 @@ export class DbLog {
     return this.headId;
   }
 
+  /** Distinct listeners (a listener on several channels counts once). */
   get listenerCount(): number {
-    let n = 0;
-    for (const set of this.index.values()) n += set.size;
-    return n;
+    const all = new Set<Listener>();
+    for (const set of this.index.values()) for (const l of set) all.add(l);
+    return all.size;
   }
 
   private async load(): Promise<void> {
@@ -72,7 +75,7 @@ export class DbLog {
   ingestLocal(messages: readonly StoredMessage[]): void {
     if (this.cover === undefined || this.refreshing !== null) {
       // Not loaded yet, or a refresh is in flight: let the refresh pick them up in order.
-      void this.refresh();
+      this.refresh().catch((e: unknown) => this.options.onError?.(e));
       return;
     }
     this.ingest(messages);
@@ -93,11 +96,16 @@ export class DbLog {
             const res = await this.timed(() => this.store.read(this.db, { after: this.headId, limit: REFRESH_PAGE }));
             if (this.closed) return;
             if (res.gap) {
-              // Retention removed what came after our head: start the tail afresh.
+              // Retention removed what came after our head: start the tail afresh from the
+              // oldest retained message, which then bounds what the tail vouches for.
               this.tail = [];
-              this.cover = res.messages.length > 0 ? null : this.headId;
+              if (res.messages.length > 0) {
+                this.ingest(res.messages);
+                this.cover = this.tail.shift()?.id ?? this.headId;
+              }
+            } else if (res.messages.length > 0) {
+              this.ingest(res.messages);
             }
-            if (res.messages.length > 0) this.ingest(res.messages);
             if (res.messages.length < REFRESH_PAGE) break;
           }
         } while (this.refreshAgain);
@@ -111,8 +119,9 @@ export class DbLog {
   private ingest(messages: readonly StoredMessage[]): void {
     for (const m of messages) this.tail.push(m);
     this.headId = messages[messages.length - 1]!.id;
+    // Evict in chunks, so a full tail does not copy itself on every publish.
     const excess = this.tail.length - this.options.tailSize;
-    if (excess > 0) {
+    if (excess > 0 && (excess >= 1024 || excess * 8 >= this.options.tailSize)) {
       this.cover = this.tail[excess - 1]!.id;
       this.tail = this.tail.slice(excess);
     }

@@ -38,15 +38,30 @@ export type Handler = (ctx: HandlerContext, request: HandlerRequest) => unknown 
 /** Handlers by name; a name registered twice is a start-up error, not a silent override. */
 export class HandlerRegistry {
   private readonly handlers = new Map<string, Handler>();
+  /** Names the WebSocket transport answers itself (ping, subscribe, ...). */
+  private readonly reserved = new Set<string>();
 
   register(name: string, handler: Handler): void {
     if (typeof name !== "string" || name.length === 0) {
       throw new TidingsError("TIDINGS_ERR_CONFIG", "A handler needs a non-empty name.");
     }
+    if (this.reserved.has(name)) {
+      throw new TidingsError("TIDINGS_ERR_CONFIG", `${JSON.stringify(name)} is a built-in request type; choose another name.`);
+    }
     if (this.handlers.has(name)) {
       throw new TidingsError("TIDINGS_ERR_CONFIG", `A handler named ${JSON.stringify(name)} is already registered.`);
     }
     this.handlers.set(name, handler);
+  }
+
+  /** Reserves built-in names; one already registered by the application is a start-up error. */
+  reserve(names: Iterable<string>): void {
+    for (const name of names) {
+      if (this.handlers.has(name)) {
+        throw new TidingsError("TIDINGS_ERR_CONFIG", `${JSON.stringify(name)} is a built-in request type; choose another name.`);
+      }
+      this.reserved.add(name);
+    }
   }
 
   get(name: string): Handler | undefined {

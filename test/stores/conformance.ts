@@ -8,7 +8,15 @@
  */
 import { describe, it, before, after } from "node:test";
 import assert from "node:assert/strict";
-import type { AppendEntry, Store, StoredMessage } from "../../src/stores/store.js";
+import { randomUUID } from "node:crypto";
+import type {
+  AppendEntry,
+  CommandFilter,
+  CommandRecord,
+  NewCommand,
+  Store,
+  StoredMessage,
+} from "../../src/stores/store.js";
 
 export interface StoreHarness {
   /** A fresh, empty, unopened store isolated from every other test file. */
@@ -28,6 +36,20 @@ export function entry(channel: string, body: Record<string, unknown> = {}, type 
 
 export function parse(m: StoredMessage): Record<string, unknown> {
   return JSON.parse(m.json) as Record<string, unknown>;
+}
+
+/** A pending command to `address` with a fresh id, created at a fixed time unless overridden. */
+export function newCommand(address: string, over: Partial<NewCommand> = {}): NewCommand {
+  return {
+    id: randomUUID(),
+    address,
+    method: "ping",
+    args: "[]",
+    deadline: null,
+    idempotencyKey: null,
+    now: 1_700_000_000_000,
+    ...over,
+  };
 }
 
 let dbCounter = 0;
@@ -252,6 +274,378 @@ export function describeStore(name: string, harness: StoreHarness): void {
         assert.equal(await store.claimOwner(freshDb(), "client:abc", "8"), "8", "per database");
         const racers = await Promise.all(["1", "2", "3", "4"].map((u) => store.claimOwner(db, "client:race", u)));
         assert.equal(new Set(racers).size, 1, "concurrent claims agree on one owner");
+      });
+    });
+
+    describe("commands", () => {
+      // Commands take `now` from the caller, so the tests drive time explicitly.
+      const T = 1_700_000_000_000;
+      const LEASE = 1000;
+
+      async function create(db: string, address: string, over: Partial<NewCommand> = {}): Promise<CommandRecord> {
+        const res = await store.createCommand(db, newCommand(address, over));
+        assert.equal(res.created, true);
+        return res.command;
+      }
+
+      async function claim(db: string, address: string, claimer: string, now = T, limit = 10): Promise<string[]> {
+        return (await store.claimCommands(db, address, claimer, limit, now, LEASE)).map((c) => c.id);
+      }
+
+      async function state(db: string, id: string): Promise<string | undefined> {
+        return (await store.getCommand(db, id))?.state;
+      }
+
+      it("creates a pending command and returns the same one for a repeated idempotency key", async () => {
+        const db = freshDb();
+        const id = randomUUID();
+        const args = JSON.stringify([1, { text: "é \u2028" }]);
+        const first = await store.createCommand(
+          db,
+          newCommand("bot:1", { id, args, deadline: T + 5000, idempotencyKey: "k1" }),
+        );
+        assert.equal(first.created, true);
+        assert.deepEqual(first.command, {
+          id,
+          db,
+          address: "bot:1",
+          method: "ping",
+          args,
+          state: "pending",
+          result: null,
+          error: null,
+          idempotencyKey: "k1",
+          deadline: T + 5000,
+          attempts: 0,
+          claimedBy: null,
+          leaseUntil: null,
+          createdAt: T,
+          deliveredAt: null,
+          startedAt: null,
+          finishedAt: null,
+        });
+        assert.deepEqual(await store.getCommand(db, id), first.command);
+
+        const again = await store.createCommand(db, newCommand("bot:1", { idempotencyKey: "k1", now: T + 1 }));
+        assert.equal(again.created, false);
+        assert.deepEqual(again.command, first.command, "the existing command, unchanged");
+
+        const otherAddress = await store.createCommand(db, newCommand("bot:2", { idempotencyKey: "k1" }));
+        assert.equal(otherAddress.created, true, "keys are per address");
+        const otherDb = await store.createCommand(freshDb(), newCommand("bot:1", { idempotencyKey: "k1" }));
+        assert.equal(otherDb.created, true, "keys are per database");
+        const noKey = [await create(db, "bot:1"), await create(db, "bot:1")];
+        assert.notEqual(noKey[0]!.id, noKey[1]!.id, "commands without a key never collide");
+
+        assert.equal(await store.getCommand(db, randomUUID()), null);
+        assert.equal(await store.countOpenCommands(db, "bot:1"), 3);
+      });
+
+      it("lists newest first with address, state and time filters and a limit", async () => {
+        const db = freshDb();
+        const a1 = await create(db, "a", { now: T });
+        const a2 = await create(db, "a", { now: T + 10 });
+        const b1 = await create(db, "b", { now: T + 20 });
+        const a3 = await create(db, "a", { now: T + 30 });
+        const a4 = await create(db, "a", { now: T + 30 }); // same time: the later one first
+        const ids = async (filter: Omit<CommandFilter, "limit"> & { limit?: number }): Promise<string[]> =>
+          (await store.listCommands(db, { limit: 100, ...filter })).map((c) => c.id);
+
+        assert.deepEqual(await ids({}), [a4.id, a3.id, b1.id, a2.id, a1.id]);
+        assert.deepEqual(await ids({ limit: 2 }), [a4.id, a3.id]);
+        assert.deepEqual(await ids({ address: "a" }), [a4.id, a3.id, a2.id, a1.id]);
+        assert.deepEqual(await ids({ address: "a", limit: 3 }), [a4.id, a3.id, a2.id]);
+        assert.deepEqual(await ids({ since: T + 10, until: T + 30 }), [b1.id, a2.id], "since inclusive, until exclusive");
+        assert.deepEqual(await ids({ address: "a", since: T + 10 }), [a4.id, a3.id, a2.id]);
+        assert.deepEqual(await ids({ until: T + 10 }), [a1.id]);
+
+        await claim(db, "b", "conn1");
+        await store.finishCommand(db, a2.id, { state: "cancelled" }, null, T + 40);
+        assert.deepEqual(await ids({ states: ["delivered"] }), [b1.id]);
+        assert.deepEqual(await ids({ states: ["pending"], address: "a" }), [a4.id, a3.id, a1.id]);
+        assert.deepEqual(await ids({ states: ["cancelled", "delivered"] }), [b1.id, a2.id]);
+        assert.deepEqual(await ids({ states: [] }), []);
+        assert.deepEqual(await ids({ address: "nobody" }), []);
+        assert.deepEqual(await store.listCommands(freshDb(), { limit: 100 }), [], "per database");
+        assert.equal((await store.listCommands(db, { limit: 100 })).every((c) => c.db === db), true);
+      });
+
+      it("counts the commands of an address that are not final", async () => {
+        const db = freshDb();
+        const c1 = await create(db, "a");
+        const c2 = await create(db, "a");
+        await create(db, "a");
+        await create(db, "b");
+        assert.equal(await store.countOpenCommands(db, "a"), 3);
+        await store.claimCommands(db, "a", "conn1", 1, T, LEASE);
+        await store.startCommand(db, c1.id, "conn1", T);
+        assert.equal(await store.countOpenCommands(db, "a"), 3, "delivered and running are open");
+        await store.finishCommand(db, c1.id, { state: "succeeded", result: "1" }, "conn1", T);
+        await store.finishCommand(db, c2.id, { state: "cancelled" }, null, T);
+        assert.equal(await store.countOpenCommands(db, "a"), 1);
+        assert.equal(await store.countOpenCommands(db, "b"), 1);
+        assert.equal(await store.countOpenCommands(db, "nobody"), 0);
+        assert.equal(await store.countOpenCommands(freshDb(), "a"), 0);
+      });
+
+      it("claims pending commands oldest first, up to the limit, under a lease", async () => {
+        const db = freshDb();
+        // Created out of time order: "oldest" is by createdAt, not by insertion.
+        const middle = await create(db, "a", { now: T + 2 });
+        const oldest = await create(db, "a", { now: T + 1 });
+        const newest = await create(db, "a", { now: T + 3 });
+        await create(db, "b", { now: T });
+
+        const got = await store.claimCommands(db, "a", "conn1", 2, T + 100, LEASE);
+        assert.deepEqual(got.map((c) => c.id), [oldest.id, middle.id]);
+        for (const c of got) {
+          assert.equal(c.state, "delivered");
+          assert.equal(c.attempts, 1);
+          assert.equal(c.claimedBy, "conn1");
+          assert.equal(c.leaseUntil, T + 100 + LEASE);
+          assert.equal(c.deliveredAt, T + 100);
+          assert.equal(c.db, db);
+        }
+        assert.deepEqual(await store.getCommand(db, oldest.id), got[0]);
+
+        assert.deepEqual(await claim(db, "a", "conn2", T + 200), [newest.id], "leased ones are not taken");
+        assert.deepEqual(await claim(db, "a", "conn3", T + 300), []);
+        assert.deepEqual(await store.claimCommands(db, "b", "conn1", 0, T, LEASE), [], "a limit of 0 takes none");
+        assert.deepEqual(await claim(freshDb(), "a", "conn1"), [], "per database");
+      });
+
+      it("never gives one command to two concurrent claimers", async () => {
+        const db = freshDb();
+        const all = [];
+        for (let i = 0; i < 20; i++) all.push((await create(db, "a", { now: T + i })).id);
+        const claimers = Array.from({ length: 8 }, (_, i) => `conn${i}`);
+        const results = await Promise.all(claimers.map((c) => store.claimCommands(db, "a", c, 5, T + 100, LEASE)));
+        const got = results.flat();
+        assert.equal(got.length, all.length, "together they take every command once");
+        assert.deepEqual(new Set(got.map((c) => c.id)), new Set(all));
+        results.forEach((list, i) => {
+          for (const c of list) assert.equal(c.claimedBy, claimers[i]);
+        });
+        for (const id of all) assert.equal((await store.getCommand(db, id))?.attempts, 1);
+      });
+
+      it("starts a command only for its claimer", async () => {
+        const db = freshDb();
+        const c = await create(db, "a");
+        const unclaimed = await create(db, "b");
+        await claim(db, "a", "conn1");
+        assert.equal(await store.startCommand(db, c.id, "conn2", T + 5), null);
+        assert.equal(await state(db, c.id), "delivered");
+        const started = await store.startCommand(db, c.id, "conn1", T + 5);
+        assert.equal(started?.state, "running");
+        assert.equal(started?.startedAt, T + 5);
+        assert.equal(started?.claimedBy, "conn1");
+        assert.equal(await store.startCommand(db, unclaimed.id, "conn1", T + 5), null, "pending: not claimed");
+        assert.equal(await store.startCommand(db, randomUUID(), "conn1", T + 5), null);
+        assert.equal(await store.startCommand(freshDb(), c.id, "conn1", T + 5), null, "per database");
+        await store.finishCommand(db, c.id, { state: "succeeded", result: "null" }, "conn1", T + 6);
+        assert.equal(await store.startCommand(db, c.id, "conn1", T + 7), null, "final commands stay final");
+      });
+
+      it("records the first outcome and keeps it", async () => {
+        const db = freshDb();
+        const c = await create(db, "a");
+        await claim(db, "a", "conn1");
+        const ok = { state: "succeeded", result: '{"ok":true}' } as const;
+        const done = await store.finishCommand(db, c.id, ok, "conn1", T + 10);
+        assert.equal(done.changed, true);
+        assert.equal(done.command?.state, "succeeded");
+        assert.equal(done.command?.result, '{"ok":true}');
+        assert.equal(done.command?.error, null);
+        assert.equal(done.command?.finishedAt, T + 10);
+        assert.equal(done.command?.claimedBy, null);
+        assert.equal(done.command?.leaseUntil, null);
+
+        const late = await store.finishCommand(db, c.id, { state: "failed", error: { message: "x" } }, "conn1", T + 20);
+        assert.equal(late.changed, false);
+        assert.deepEqual(late.command, done.command, "the stored outcome is the first one");
+        const cancel = await store.finishCommand(db, c.id, { state: "cancelled" }, null, T + 30);
+        assert.equal(cancel.changed, false);
+        assert.deepEqual(await store.getCommand(db, c.id), done.command);
+
+        const f = await create(db, "a");
+        await claim(db, "a", "conn1");
+        const error = { message: "boom", code: "E_BOOM", data: { line: 3, why: ["x"] } };
+        const failed = await store.finishCommand(db, f.id, { state: "failed", error }, "conn1", T + 10);
+        assert.equal(failed.changed, true);
+        assert.deepEqual(failed.command?.error, error);
+        assert.equal(failed.command?.result, null);
+        assert.deepEqual((await store.getCommand(db, f.id))?.error, error);
+
+        assert.deepEqual(await store.finishCommand(db, randomUUID(), { state: "cancelled" }, null, T), {
+          command: null,
+          changed: false,
+        });
+        assert.deepEqual(await store.finishCommand(freshDb(), f.id, { state: "cancelled" }, null, T), {
+          command: null,
+          changed: false,
+        });
+      });
+
+      it("lets only the claimer or the server finish a command", async () => {
+        const db = freshDb();
+        const c = await create(db, "a");
+        await claim(db, "a", "conn1");
+        const stranger = await store.finishCommand(db, c.id, { state: "succeeded", result: "1" }, "conn2", T + 1);
+        assert.equal(stranger.changed, false);
+        assert.equal(stranger.command?.state, "delivered");
+        assert.equal(stranger.command?.claimedBy, "conn1");
+
+        const server = await store.finishCommand(db, c.id, { state: "cancelled" }, null, T + 2);
+        assert.equal(server.changed, true);
+        assert.equal(server.command?.state, "cancelled");
+        assert.equal(server.command?.finishedAt, T + 2);
+        assert.equal(server.command?.result, null);
+        assert.equal(server.command?.error, null);
+
+        const pending = await create(db, "b");
+        const client = await store.finishCommand(db, pending.id, { state: "succeeded", result: "1" }, "conn1", T);
+        assert.equal(client.changed, false, "nobody holds a pending command");
+        assert.equal(client.command?.state, "pending");
+        const expired = await store.finishCommand(db, pending.id, { state: "expired" }, null, T + 3);
+        assert.equal(expired.changed, true);
+        assert.equal(expired.command?.state, "expired");
+      });
+
+      it("puts the commands of a claimer back to pending when it releases them", async () => {
+        const db = freshDb();
+        const c1 = await create(db, "a", { now: T });
+        const c2 = await create(db, "a", { now: T + 1 });
+        const c3 = await create(db, "a", { now: T + 2 });
+        await store.claimCommands(db, "a", "conn1", 2, T, LEASE);
+        await store.startCommand(db, c2.id, "conn1", T);
+        await claim(db, "a", "conn2");
+        assert.equal(await store.releaseClaims(db, "conn1"), 2);
+        for (const c of [c1, c2]) {
+          const r = await store.getCommand(db, c.id);
+          assert.equal(r?.state, "pending", "delivered and running go back to pending");
+          assert.equal(r?.claimedBy, null);
+          assert.equal(r?.leaseUntil, null);
+          assert.equal(r?.attempts, 1);
+        }
+        const kept = await store.getCommand(db, c3.id);
+        assert.equal(kept?.state, "delivered");
+        assert.equal(kept?.claimedBy, "conn2");
+        assert.equal(await store.releaseClaims(db, "conn1"), 0);
+        assert.equal(await store.releaseClaims(freshDb(), "conn2"), 0, "per database");
+
+        const again = await store.claimCommands(db, "a", "conn3", 10, T + 1, LEASE);
+        assert.deepEqual(again.map((c) => [c.id, c.state, c.attempts]), [
+          [c1.id, "delivered", 2],
+          [c2.id, "delivered", 2],
+        ]);
+        await store.finishCommand(db, c1.id, { state: "succeeded", result: "1" }, "conn3", T + 2);
+        assert.equal(await store.releaseClaims(db, "conn3"), 1, "final commands are not released");
+        assert.equal(await state(db, c1.id), "succeeded");
+      });
+
+      it("lets another claimer take a command whose lease ran out", async () => {
+        const db = freshDb();
+        const running = await create(db, "a", { now: T });
+        const delivered = await create(db, "a", { now: T + 1 });
+        await claim(db, "a", "conn1", T);
+        await store.startCommand(db, running.id, "conn1", T + 1);
+
+        assert.deepEqual(await claim(db, "a", "conn2", T + LEASE - 1), [], "the lease still holds");
+        const taken = await store.claimCommands(db, "a", "conn2", 10, T + LEASE, LEASE);
+        assert.deepEqual(taken.map((c) => [c.id, c.state, c.attempts, c.claimedBy, c.leaseUntil]), [
+          [running.id, "running", 2, "conn2", T + 2 * LEASE],
+          [delivered.id, "delivered", 2, "conn2", T + 2 * LEASE],
+        ]);
+        assert.equal(taken[0]!.startedAt, T + 1, "started stays started");
+
+        const one = { state: "succeeded", result: "1" } as const;
+        const old = await store.finishCommand(db, running.id, one, "conn1", T + LEASE + 1);
+        assert.equal(old.changed, false, "the previous claimer lost it");
+        assert.equal(await store.startCommand(db, delivered.id, "conn1", T + LEASE + 1), null);
+        assert.equal((await store.startCommand(db, running.id, "conn2", T + LEASE + 2))?.state, "running");
+        const two = { state: "succeeded", result: "2" } as const;
+        const done = await store.finishCommand(db, running.id, two, "conn2", T + LEASE + 3);
+        assert.equal(done.changed, true);
+        assert.equal(done.command?.result, "2");
+
+        const third = await store.claimCommands(db, "a", "conn3", 10, T + 5 * LEASE, LEASE);
+        assert.deepEqual(third.map((c) => [c.id, c.attempts]), [[delivered.id, 3]], "attempts keep counting");
+      });
+
+      it("extends the leases of a claimer when it renews them", async () => {
+        const db = freshDb();
+        const c1 = await create(db, "a", { now: T });
+        const c2 = await create(db, "a", { now: T + 1 });
+        const other = await create(db, "b");
+        await claim(db, "a", "conn1", T);
+        await claim(db, "b", "conn2", T);
+        assert.equal(await store.renewClaims(db, "conn1", T + 800, LEASE), 2);
+        assert.equal((await store.getCommand(db, c1.id))?.leaseUntil, T + 800 + LEASE);
+        assert.equal((await store.getCommand(db, other.id))?.leaseUntil, T + LEASE, "others' leases untouched");
+        assert.deepEqual(await claim(db, "a", "conn3", T + 1500), [], "renewed leases hold");
+        assert.deepEqual(await claim(db, "b", "conn3", T + 1500), [other.id]);
+
+        await store.finishCommand(db, c1.id, { state: "cancelled" }, null, T + 1600);
+        assert.equal(await store.renewClaims(db, "conn1", T + 1600, LEASE), 1, "final commands are not renewed");
+        assert.equal((await store.getCommand(db, c2.id))?.leaseUntil, T + 1600 + LEASE);
+        assert.equal(await store.renewClaims(db, "conn2", T + 1600, LEASE), 0, "conn2 lost its command");
+        assert.equal(await store.renewClaims(freshDb(), "conn1", T + 1600, LEASE), 0, "per database");
+      });
+
+      it("expires the open commands whose deadline passed, and only those", async () => {
+        const db = freshDb();
+        const pending = await create(db, "a", { deadline: T + 100 });
+        const delivered = await create(db, "b", { deadline: T + 100 });
+        const running = await create(db, "c", { deadline: T + 50 });
+        const finished = await create(db, "d", { deadline: T + 100 });
+        const later = await create(db, "a", { deadline: T + 101 });
+        const never = await create(db, "a");
+        await claim(db, "b", "conn1");
+        await claim(db, "c", "conn1");
+        await store.startCommand(db, running.id, "conn1", T);
+        await claim(db, "d", "conn1");
+        await store.finishCommand(db, finished.id, { state: "succeeded", result: "1" }, "conn1", T);
+
+        const expired = await store.expireCommands(db, T + 100);
+        assert.deepEqual(expired.map((c) => c.id).sort(), [pending.id, delivered.id, running.id].sort());
+        for (const c of expired) {
+          assert.equal(c.state, "expired");
+          assert.equal(c.finishedAt, T + 100);
+          assert.equal(c.claimedBy, null);
+          assert.equal(c.leaseUntil, null);
+          assert.equal(c.db, db);
+        }
+        assert.equal(await state(db, finished.id), "succeeded");
+        assert.equal(await state(db, later.id), "pending");
+        assert.equal(await state(db, never.id), "pending");
+        assert.deepEqual(await store.expireCommands(db, T + 100), [], "already expired");
+        assert.equal(await store.countOpenCommands(db, "a"), 2);
+
+        const answer = await store.finishCommand(db, running.id, { state: "succeeded", result: "1" }, "conn1", T + 101);
+        assert.equal(answer.changed, false, "expiry was the first outcome");
+        assert.equal(answer.command?.state, "expired");
+        assert.deepEqual(await store.expireCommands(freshDb(), T + 1000), [], "per database");
+      });
+
+      it("keeps commands apart per database", async () => {
+        const db = freshDb();
+        const elsewhere = freshDb();
+        const c = await create(db, "a", { deadline: T + 10 });
+        assert.equal(await store.getCommand(elsewhere, c.id), null);
+        assert.deepEqual(await store.listCommands(elsewhere, { address: "a", limit: 10 }), []);
+        assert.equal(await store.countOpenCommands(elsewhere, "a"), 0);
+        assert.deepEqual(await claim(elsewhere, "a", "conn1"), []);
+        assert.deepEqual(await store.expireCommands(elsewhere, T + 100), []);
+        assert.equal(await state(db, c.id), "pending");
+
+        await claim(db, "a", "conn1");
+        assert.equal(await store.renewClaims(elsewhere, "conn1", T, LEASE), 0);
+        assert.equal(await store.releaseClaims(elsewhere, "conn1"), 0);
+        assert.equal(await store.startCommand(elsewhere, c.id, "conn1", T), null);
+        assert.equal((await store.finishCommand(elsewhere, c.id, { state: "cancelled" }, null, T)).changed, false);
+        assert.equal(await state(db, c.id), "delivered");
+        assert.equal((await store.getCommand(db, c.id))?.claimedBy, "conn1");
       });
     });
 

@@ -76,7 +76,8 @@ describe("sqlite store", () => {
   it("applies each migration once, however often it is opened", async () => {
     const path = freshPath();
     for (let i = 0; i < 3; i++) await (await opened(path)).close();
-    const migrations = readdirSync(new URL("../../src/stores/sqlite/sql/", import.meta.url)).filter((f) => f.endsWith(".sql"));
+    const sqlDir = new URL("../../src/stores/sqlite/sql/", import.meta.url);
+    const migrations = readdirSync(sqlDir).filter((f) => f.endsWith(".sql"));
     const raw = new Database(path, { readonly: true });
     try {
       const versions = raw.prepare("SELECT version FROM schema_migrations ORDER BY version").pluck().all();

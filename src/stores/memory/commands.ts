@@ -72,7 +72,9 @@ export class MemoryCommands {
 
   claim(address: string, claimer: string, limit: number, now: number, leaseMs: number): CommandRecord[] {
     const out: CommandRecord[] = [];
-    for (const r of this.byId.values()) {
+    // Oldest first by createdAt (as listCommands orders); the stable sort keeps insertion order for ties.
+    const byAge = [...this.byId.values()].sort((a, b) => a.createdAt - b.createdAt);
+    for (const r of byAge) {
       if (out.length >= limit) break;
       if (r.address !== address) continue;
       const claimable =

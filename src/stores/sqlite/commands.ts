@@ -33,7 +33,15 @@ const COLUMNS = `db, id, address, method, args, state, result, error, idempotenc
   claimed_by, lease_until, created_at, delivered_at, started_at, finished_at`;
 /** Written exactly as in the partial indexes of 001_init.sql, so that the planner uses them. */
 const OPEN = "state IN ('pending', 'delivered', 'running')";
-const ALL_STATES: readonly CommandState[] = ["pending", "delivered", "running", "succeeded", "failed", "expired", "cancelled"];
+const ALL_STATES: readonly CommandState[] = [
+  "pending",
+  "delivered",
+  "running",
+  "succeeded",
+  "failed",
+  "expired",
+  "cancelled",
+];
 
 /** Commands of every database in one table; the same transitions as the memory engine. */
 export class SqliteCommands {
@@ -66,7 +74,8 @@ export class SqliteCommands {
     // Absent bounds are bound as the widest range so that one statement serves every filter.
     // INDEXED BY: without ANALYZE statistics the planner picks (db, created_at) even when
     // the address is known.
-    const listWhere = "state IN (SELECT value FROM json_each(@states)) AND created_at >= @since AND created_at < @until";
+    const listWhere =
+      "state IN (SELECT value FROM json_each(@states)) AND created_at >= @since AND created_at < @until";
     const newestFirst = "ORDER BY created_at DESC, rowid DESC LIMIT @limit";
     this.listAll = sql.prepare<[Record<string, unknown>], CommandRow>(
       `SELECT ${COLUMNS} FROM commands INDEXED BY commands_db_created

@@ -16,6 +16,7 @@ import type {
   StoredMessage,
 } from "../store.js";
 import { newEpoch } from "../message-id.js";
+import { TidingsError } from "../../errors.js";
 import { SqliteLog } from "./log.js";
 import { SqliteCommands } from "./commands.js";
 
@@ -77,7 +78,7 @@ export class SqliteStore implements Store {
   }
 
   private get o(): Opened {
-    if (!this.opened) throw new Error("SqliteStore is not open: call open() first");
+    if (!this.opened) throw new TidingsError("TIDINGS_ERR_INTERNAL", "SqliteStore is not open: call open() first");
     return this.opened;
   }
 
@@ -166,7 +167,9 @@ function migrate(sql: Database.Database): void {
     .map((name) => ({ name, version: Number.parseInt(name, 10) }))
     .sort((a, b) => a.version - b.version);
   for (const [i, f] of files.entries()) {
-    if (i > 0 && files[i - 1]!.version === f.version) throw new Error(`two migrations numbered ${f.version} in ${fileURLToPath(SQL_DIR)}`);
+    if (i > 0 && files[i - 1]!.version === f.version) {
+      throw new TidingsError("TIDINGS_ERR_INTERNAL", `two migrations numbered ${f.version} in ${fileURLToPath(SQL_DIR)}`);
+    }
     if (applied.has(f.version)) continue;
     const text = readFileSync(new URL(f.name, SQL_DIR), "utf8");
     sql.transaction(() => {
@@ -178,7 +181,9 @@ function migrate(sql: Database.Database): void {
 
 /** First writer wins: the insert is ignored when an owner is already recorded. */
 function ownerClaimer(sql: Database.Database): Opened["claimOwner"] {
-  const insert = sql.prepare<[string, string, string]>("INSERT OR IGNORE INTO owners (db, key, owner) VALUES (?, ?, ?)");
+  const insert = sql.prepare<[string, string, string]>(
+    "INSERT OR IGNORE INTO owners (db, key, owner) VALUES (?, ?, ?)",
+  );
   const select = sql.prepare<[string, string], string>("SELECT owner FROM owners WHERE db = ? AND key = ?").pluck();
   return (db, key, owner) => {
     insert.run(db, key, owner);

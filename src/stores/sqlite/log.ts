@@ -59,7 +59,9 @@ export class SqliteLog {
     this.firstAtOrAfterTs = sql
       .prepare<[string, number], number>("SELECT seq FROM messages WHERE db = ? AND ts >= ? ORDER BY ts, seq LIMIT 1")
       .pluck();
-    this.newest = sql.prepare<[string], number>("SELECT seq FROM messages WHERE db = ? ORDER BY seq DESC LIMIT 1").pluck();
+    this.newest = sql
+      .prepare<[string], number>("SELECT seq FROM messages WHERE db = ? ORDER BY seq DESC LIMIT 1")
+      .pluck();
     // Walks at most maxCount + 1 index entries instead of counting the whole log.
     this.newestBeyondCount = sql
       .prepare<[string, number], number>("SELECT seq FROM messages WHERE db = ? ORDER BY seq DESC LIMIT 1 OFFSET ?")

@@ -1,0 +1,44 @@
+import type { Command } from "commander";
+import { createLogger } from "../logger.js";
+import { resolveOptions } from "../options.js";
+import { createServer } from "../server.js";
+import { addServerOptions, loadOptionsInput } from "./config.js";
+
+/**
+ * `tidings serve`: the server with the merged configuration. SIGTERM or SIGINT drains it
+ * (parked polls answered empty, sockets closed, store closed) and exits 0; a second signal
+ * exits at once with 1.
+ */
+export function registerServe(program: Command): void {
+  const cmd = program.command("serve").description("run the server (default: SQLite in ./data, 127.0.0.1:8080)");
+  addServerOptions(cmd).action(async (flags: Record<string, unknown>) => {
+    const input = loadOptionsInput({ flags });
+    // Resolved here first so that a contradiction is reported before anything is opened.
+    const options = resolveOptions(input);
+    const logger = createLogger(options.logLevel);
+    const server = await createServer({ ...input, logger });
+    await server.listen();
+
+    let stopping = false;
+    const stop = (signal: NodeJS.Signals): void => {
+      if (stopping) {
+        logger.warn({ signal }, "second signal: exiting without draining");
+        process.exit(1);
+      }
+      stopping = true;
+      logger.info({ signal }, "draining");
+      server.close().then(
+        () => {
+          logger.info("stopped");
+          process.exit(0);
+        },
+        (err: unknown) => {
+          logger.error({ err }, "shutdown failed");
+          process.exit(1);
+        },
+      );
+    };
+    process.on("SIGTERM", stop);
+    process.on("SIGINT", stop);
+  });
+}

@@ -1,0 +1,21 @@
+// The public surface of `tidings/client`: browser-safe (no Node imports), platform through options.
+import { LongPollCommandClient } from "./longpoll.js";
+import { WebSocketCommandClient } from "./websocket.js";
+import type { ClientOptions, CommandClient } from "./types.js";
+
+export type { ClientOptions, CommandClient } from "./types.js";
+export { RemoteError } from "./types.js";
+export type { CommandContext, CommandMethod, Methods, Outcome } from "./runner.js";
+export type { WebSocketConstructor, WebSocketLike } from "./websocket.js";
+export type { ClientEventMap } from "./events.js";
+export type { CommandDelivery } from "../protocol/commands.js";
+export { LongPollCommandClient, WebSocketCommandClient };
+
+/**
+ * Connects a client that serves commands:
+ * `connect({url, db, token, WebSocket}).expose("software_dev.buildbot:5", {triggerMasterRequests: async () => …})`.
+ * Over WebSocket by default; `transport: "longpoll"` uses plain HTTP requests.
+ */
+export function connect(options: ClientOptions): CommandClient {
+  return options.transport === "longpoll" ? new LongPollCommandClient(options) : new WebSocketCommandClient(options);
+}

@@ -1,0 +1,213 @@
+import type { Bus } from "../core/bus.js";
+import type { Stream } from "../core/stream.js";
+import type { StoredMessage } from "../stores/store.js";
+import { addressChannel, commandDelivery, FINAL_TYPE, FRAME, WAKE_TYPE } from "../protocol/commands.js";
+import type { CommandService } from "./service.js";
+
+/** Sends a frame to the connection (a rohrpost `{type, id, data}` object). */
+export type FrameSink = (frame: { readonly type: string; readonly id?: unknown; readonly data?: unknown }) => void;
+
+export interface DispatcherOptions {
+  /** Most commands held (delivered or running) at once by this connection. */
+  readonly maxInFlight: number;
+  /** How often leases are renewed and the addresses re-claimed as a safety net. */
+  readonly renewIntervalMs: number;
+  readonly onClose: () => void;
+}
+
+interface Feed {
+  readonly address: string;
+  stream: Stream | null;
+  pumping: boolean;
+  /** Claim again when the claim in flight ends. */
+  again: boolean;
+  /** More may be claimable than there was room for: claim when room frees up. */
+  backlog: boolean;
+}
+
+/**
+ * The commands of one connection (the claimer): for each address it registered, it
+ * listens on `command:<address>`, claims what is pending under a lease and pushes it as
+ * `command` frames, up to `maxInFlight` at a time. It renews the leases while the
+ * connection lives and releases them when it closes, so another client gets them.
+ */
+export class CommandDispatcher {
+  private readonly feeds = new Map<string, Feed>();
+  /** Command id → address, for what this connection holds and has not answered. */
+  private readonly held = new Map<string, string>();
+  private readonly pumps = new Set<Promise<void>>();
+  private readonly timer: ReturnType<typeof setInterval>;
+  private closed = false;
+  private closing: Promise<void> | null = null;
+
+  constructor(
+    private readonly service: CommandService,
+    private readonly bus: Bus,
+    readonly db: string,
+    readonly claimer: string,
+    private readonly sink: FrameSink,
+    private readonly options: DispatcherOptions,
+  ) {
+    this.timer = setInterval(() => void this.tick(), options.renewIntervalMs);
+    this.timer.unref?.();
+  }
+
+  get addresses(): string[] {
+    return [...this.feeds.keys()];
+  }
+
+  /** Starts serving `address` (again: a no-op); the first claim runs on the next turn. */
+  async register(address: string): Promise<void> {
+    if (this.feeds.has(address)) return;
+    const cursor = await this.service.cursor(this.db);
+    if (this.closed || this.feeds.has(address)) return;
+    const feed: Feed = { address, stream: null, pumping: false, again: false, backlog: true };
+    this.feeds.set(address, feed);
+    feed.stream = this.bus.stream(this.db, [addressChannel(address)], cursor, {
+      onMessages: (messages) => this.onMessages(feed, messages),
+      onError: (e) => {
+        // The tick re-opens the stream; until then it claims on its timer.
+        this.bus.logger.warn({ err: e, address }, "command wake-up stream failed");
+        feed.stream = null;
+      },
+    });
+    // After the handler's reply has gone out, so the client sees it before the commands.
+    setImmediate(() => this.pump(feed));
+  }
+
+  /** Stops taking new commands for `address`; what is held keeps running. */
+  unregister(address: string): boolean {
+    const feed = this.feeds.get(address);
+    if (feed === undefined) return false;
+    feed.stream?.close();
+    this.feeds.delete(address);
+    return true;
+  }
+
+  /** The client answered `id` (or it can no longer): frees its place. */
+  settled(id: string): void {
+    if (!this.held.delete(id)) return;
+    for (const feed of this.feeds.values()) if (feed.backlog) this.pump(feed);
+  }
+
+  holds(id: string): boolean {
+    return this.held.has(id);
+  }
+
+  private onMessages(feed: Feed, messages: readonly StoredMessage[]): void {
+    let wake = false;
+    for (const m of messages) {
+      if (m.type === WAKE_TYPE) wake = true;
+      else if (m.type === FINAL_TYPE) this.finalElsewhere(m);
+    }
+    if (wake) this.pump(feed);
+  }
+
+  /** A command this connection holds was cancelled or expired: tell the client to stop it. */
+  private finalElsewhere(m: StoredMessage): void {
+    let data: unknown;
+    try {
+      data = (JSON.parse(m.json) as { data?: unknown }).data;
+    } catch {
+      return;
+    }
+    if (typeof data !== "object" || data === null) return;
+    const { id, state } = data as { id?: unknown; state?: unknown };
+    if (typeof id !== "string" || !this.held.has(id)) return;
+    this.send({ type: FRAME.cancel, id, data: { state } });
+    this.settled(id);
+  }
+
+  private pump(feed: Feed): void {
+    if (this.closed || this.feeds.get(feed.address) !== feed) return;
+    if (feed.pumping) {
+      feed.again = true;
+      return;
+    }
+    feed.pumping = true;
+    const p = (async () => {
+      try {
+        do {
+          feed.again = false;
+          const room = this.options.maxInFlight - this.held.size;
+          if (room <= 0) {
+            feed.backlog = true;
+            break;
+          }
+          const got = await this.service.claim(this.db, feed.address, this.claimer, room);
+          for (const c of got) {
+            this.held.set(c.id, c.address);
+            // Pushed even while closing: close() releases them right after, and the client de-duplicates.
+            this.send({ type: FRAME.command, id: c.id, data: commandDelivery(c) });
+          }
+          feed.backlog = got.length === room;
+          if (feed.backlog) feed.again = true;
+        } while (feed.again && !this.closed);
+      } catch (e) {
+        feed.backlog = true;
+        this.bus.logger.warn({ err: e, address: feed.address }, "command claim failed; retrying on the next tick");
+      } finally {
+        feed.pumping = false;
+      }
+    })();
+    this.pumps.add(p);
+    void p.finally(() => this.pumps.delete(p));
+  }
+
+  private async tick(): Promise<void> {
+    if (this.closed) return;
+    try {
+      if (this.held.size > 0) await this.service.renew(this.db, this.claimer);
+    } catch (e) {
+      this.bus.logger.warn({ err: e }, "command lease renewal failed");
+    }
+    for (const feed of this.feeds.values()) {
+      if (feed.stream === null && !this.closed) {
+        try {
+          const cursor = await this.service.cursor(this.db);
+          if (this.closed || feed.stream !== null) continue;
+          feed.stream = this.bus.stream(this.db, [addressChannel(feed.address)], cursor, {
+            onMessages: (messages) => this.onMessages(feed, messages),
+            onError: () => {
+              feed.stream = null;
+            },
+          });
+        } catch {
+          // the store is still down: claim below fails too, and the next tick tries again
+        }
+      }
+      // Safety net for lost wake-ups and for leases that ran out elsewhere.
+      this.pump(feed);
+    }
+  }
+
+  private send(frame: { type: string; id: string; data: unknown }): void {
+    try {
+      this.sink(frame);
+    } catch (e) {
+      this.bus.logger.debug({ err: e }, "command frame not sent; the connection is closing");
+    }
+  }
+
+  /** Stops listening and releases every claim of this connection; safe to call twice. */
+  close(): Promise<void> {
+    if (this.closing !== null) return this.closing;
+    this.closed = true;
+    clearInterval(this.timer);
+    for (const feed of this.feeds.values()) feed.stream?.close();
+    this.closing = (async () => {
+      await Promise.allSettled([...this.pumps]);
+      const wake: Array<{ id: string | null; address: string }> = [...this.held].map(([id, address]) => ({ id, address }));
+      if (wake.length === 0) for (const address of this.feeds.keys()) wake.push({ id: null, address });
+      try {
+        await this.service.release(this.db, this.claimer, wake);
+      } catch (e) {
+        this.bus.logger.warn({ err: e }, "releasing a closed connection's commands failed; their leases will run out");
+      }
+      this.held.clear();
+      this.feeds.clear();
+      this.options.onClose();
+    })();
+    return this.closing;
+  }
+}

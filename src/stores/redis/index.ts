@@ -1,0 +1,334 @@
+import { randomBytes } from "node:crypto";
+import { readdirSync, readFileSync } from "node:fs";
+import { Redis, type RedisOptions } from "ioredis";
+import type {
+  AppendEntry,
+  CommandFilter,
+  CommandOutcome,
+  CommandRecord,
+  FinishResult,
+  NewCommand,
+  ReadQuery,
+  ReadResult,
+  RetentionPolicy,
+  Store,
+  StoredMessage,
+} from "../store.js";
+import { newEpoch } from "../message-id.js";
+import { RedisLog } from "./log.js";
+import { RedisCommands } from "./commands.js";
+
+export interface RedisStoreOptions {
+  /** `redis://[[user]:password@]host[:port][/db]` */
+  readonly url: string;
+  /**
+   * Prepended to every key, so that several buses can share one Redis.
+   * @default "tidings:"
+   */
+  readonly prefix?: string;
+}
+
+/** What log.ts and commands.ts use: keys, scripts and plain commands on the main connection. */
+export interface Conn {
+  /** `<prefix><name>` for store-wide keys (db null), else `<prefix>{<db>}:<name>`. */
+  key(db: string | null, name: string): string;
+  script(name: string, keys: readonly string[], args: readonly (string | number)[]): Promise<unknown>;
+  command(name: string, args: (string | number)[]): Promise<unknown>;
+  /** The store's epoch (re-read after every reconnect: a wiped Redis gets a new one). */
+  epoch(): Promise<string>;
+}
+
+interface ScriptFile {
+  readonly keys: number;
+  readonly lua: string;
+}
+
+let scriptFiles: Map<string, ScriptFile> | undefined;
+
+/** scripts/<name>-<number of keys>.lua, read once per process. */
+function loadScripts(): Map<string, ScriptFile> {
+  if (scriptFiles) return scriptFiles;
+  const dir = new URL("./scripts/", import.meta.url);
+  scriptFiles = new Map();
+  for (const file of readdirSync(dir)) {
+    const m = /^(.+)-(\d+)\.lua$/.exec(file);
+    if (m) scriptFiles.set(m[1]!, { keys: Number(m[2]), lua: readFileSync(new URL(file, dir), "utf8") });
+  }
+  return scriptFiles;
+}
+
+/** How long one XREAD blocks before the loop issues it again (with the current list of streams). */
+const BLOCK_MS = 5000;
+
+/**
+ * Redis engine: a stream per database holds the log, Lua scripts make every write atomic,
+ * and a second connection blocks in XREAD on all known streams to wake the core.
+ * Shared by any number of server instances on the same prefix.
+ */
+export class RedisStore implements Store {
+  readonly engine = "redis";
+  readonly capabilities = { transactional: false, shared: true } as const;
+
+  private readonly prefix: string;
+  /** Runs every command and script. */
+  private readonly main: Redis;
+  /** Only blocks in XREAD: a blocked connection cannot serve anything else. */
+  private readonly watcher: Redis;
+  private readonly log: RedisLog;
+  private readonly commands: RedisCommands;
+  private readonly conn: Conn;
+  private readonly listeners = new Set<(db: string) => void>();
+  /** Commands written to `main` and not yet answered; see `track`. */
+  private readonly inFlight = new Set<(err: Error) => void>();
+  /** Database -> newest stream id the watcher has seen. */
+  private readonly watched = new Map<string, string>();
+  /** Newest id seen in the `dbs` stream (one entry per database, written when its log is created). */
+  private dbsSeen = "0-0";
+  private epochValue: Promise<string> = Promise.reject(new Error("RedisStore used before open()"));
+  private watching: Promise<void> | null = null;
+  private closing: Promise<void> | null = null;
+
+  constructor(options: RedisStoreOptions) {
+    this.prefix = options.prefix ?? "tidings:";
+    this.epochValue.catch(() => {});
+    // Connection names let operators (and the tests) find them in CLIENT LIST.
+    const name = `${this.prefix.replace(/[^!-~]/g, "_")}${randomBytes(4).toString("hex")}`;
+    const common: RedisOptions = { lazyConnect: true, connectTimeout: 5000 };
+    // Never resend a command in flight when the connection dropped: an append whose reply
+    // was lost would be appended twice. It fails instead (see `track`).
+    this.main = new Redis(options.url, { ...common, connectionName: `${name}:main`, autoResendUnfulfilledCommands: false });
+    // The watcher's XREAD waits out any outage instead of failing after 20 retries.
+    this.watcher = new Redis(options.url, { ...common, connectionName: `${name}:watch`, maxRetriesPerRequest: null });
+    // Failures reach the caller of the command that failed; reconnecting is automatic.
+    this.main.on("error", () => {});
+    this.watcher.on("error", () => {});
+    this.main.on("close", () => this.abortInFlight());
+
+    const scripts = loadScripts();
+    for (const [script, file] of scripts) {
+      this.main.defineCommand(scriptCommand(script), { numberOfKeys: file.keys, lua: file.lua });
+    }
+    this.conn = {
+      key: (db, k) => (db === null ? `${this.prefix}${k}` : `${this.prefix}{${db}}:${k}`),
+      script: (script, keys, args) => {
+        const file = scripts.get(script);
+        if (!file || file.keys !== keys.length) throw new Error(`no script ${script} taking ${keys.length} keys`);
+        const run = Reflect.get(this.main, scriptCommand(script)) as (...a: (string | number)[]) => Promise<unknown>;
+        return this.track(() => run.call(this.main, ...keys, ...args));
+      },
+      command: (cmd, args) => this.track(() => this.main.call(cmd, args)),
+      epoch: () => this.epochValue,
+    };
+    this.log = new RedisLog(this.conn);
+    this.commands = new RedisCommands(this.conn);
+  }
+
+  async open(): Promise<void> {
+    await Promise.all([this.main.connect(), this.watcher.connect()]);
+    this.epochValue = this.loadEpoch();
+    await this.epochValue;
+    // After a reconnect, re-read the epoch before any queued command is answered: ioredis
+    // emits "ready" before it flushes its offline queue, and operations await the epoch.
+    this.main.on("ready", () => {
+      const previous = this.epochValue;
+      this.epochValue = this.loadEpoch().catch(() => previous);
+    });
+    // Wake-ups may have been missed while the watcher was away: let the core re-read all.
+    this.watcher.on("ready", () => this.fire(this.watched.keys()));
+    await this.catchUp(await this.newDatabases());
+    this.watching = this.watch();
+  }
+
+  async close(): Promise<void> {
+    this.closing ??= (async () => {
+      this.listeners.clear();
+      this.watcher.disconnect(); // its pending XREAD fails and the loop ends
+      await this.watching;
+      if (this.main.status === "ready") await this.main.quit().catch(() => this.main.disconnect());
+      else this.main.disconnect();
+    })();
+    return this.closing;
+  }
+
+  private async loadEpoch(): Promise<string> {
+    return (await this.conn.script("epoch", [this.conn.key(null, "epoch")], [newEpoch()])) as string;
+  }
+
+  /**
+   * ioredis 5.9 never settles a command that was in flight when the connection dropped if
+   * autoResendUnfulfilledCommands is off (redis/ioredis#2193). Such calls are rejected here
+   * on "close"; whether Redis ran them is unknown. Calls made while disconnected wait in
+   * ioredis's offline queue and are settled by it.
+   */
+  private track<T>(op: () => Promise<T>): Promise<T> {
+    if (this.main.status !== "ready") return op();
+    return new Promise<T>((resolve, reject) => {
+      this.inFlight.add(reject);
+      op()
+        .then(resolve, reject)
+        .finally(() => this.inFlight.delete(reject));
+    });
+  }
+
+  private abortInFlight(): void {
+    const err = new Error("Redis connection lost while a command was in flight; its outcome is unknown");
+    for (const reject of this.inFlight) reject(err);
+    this.inFlight.clear();
+  }
+
+  // ---- wake-up ----------------------------------------------------------------------------
+
+  /**
+   * XREAD BLOCK on the `dbs` stream and every database's log. A hint only: on a wake-up the
+   * newest id of each woken stream is read *before* listeners fire, so whatever is appended
+   * after that id is caught by the next XREAD and whatever before by the core's own read.
+   */
+  private async watch(): Promise<void> {
+    const dbsKey = this.conn.key(null, "dbs");
+    let failures = 0;
+    while (this.closing === null) {
+      try {
+        const dbs = [...this.watched.keys()];
+        const keys = [dbsKey, ...dbs.map((db) => this.conn.key(db, "log"))];
+        const ids = [this.dbsSeen, ...dbs.map((db) => this.watched.get(db)!)];
+        const reply = (await this.watcher.call("XREAD", ["COUNT", 1, "BLOCK", BLOCK_MS, "STREAMS", ...keys, ...ids])) as
+          | [string, unknown][]
+          | null;
+        failures = 0;
+        if (reply === null) continue;
+        const woken = new Set<string>();
+        for (const [key] of reply) {
+          if (key === dbsKey) for (const db of await this.newDatabases()) woken.add(db);
+          else woken.add(dbs[keys.indexOf(key) - 1]!);
+        }
+        await this.catchUp(woken);
+      } catch {
+        if (this.closing !== null) return;
+        // A reply error (not a dropped connection, which waits in the offline queue): back off.
+        failures += 1;
+        await new Promise((r) => setTimeout(r, Math.min(2000, 50 * 2 ** failures)).unref());
+      }
+    }
+  }
+
+  /** Reads new entries of the `dbs` stream; returns databases not watched before. */
+  private async newDatabases(): Promise<string[]> {
+    const entries = (await this.watcher.call("XRANGE", [this.conn.key(null, "dbs"), `(${this.dbsSeen}`, "+"])) as [
+      string,
+      string[],
+    ][];
+    const added: string[] = [];
+    for (const [id, [, db]] of entries) {
+      this.dbsSeen = id;
+      if (db !== undefined && !this.watched.has(db)) {
+        this.watched.set(db, "0-0");
+        added.push(db);
+      }
+    }
+    return added;
+  }
+
+  /** Moves the watched ids of `dbs` to their streams' newest entries, then fires listeners. */
+  private async catchUp(dbs: Iterable<string>): Promise<void> {
+    const list = [...dbs];
+    if (list.length === 0) return;
+    const pipeline = this.watcher.pipeline();
+    for (const db of list) pipeline.call("XREVRANGE", this.conn.key(db, "log"), "+", "-", "COUNT", 1);
+    const replies = (await pipeline.exec()) ?? [];
+    list.forEach((db, i) => {
+      const [err, top] = replies[i] ?? [null, []];
+      const newest = !err && (top as [string][])[0]?.[0];
+      if (newest) this.watched.set(db, newest);
+    });
+    this.fire(list);
+  }
+
+  private fire(dbs: Iterable<string>): void {
+    for (const db of dbs) {
+      for (const listener of this.listeners) {
+        try {
+          listener(db);
+        } catch {
+          // One listener's failure must not stop the others' wake-ups.
+        }
+      }
+    }
+  }
+
+  onAppend(listener: (db: string) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  // ---- the log ------------------------------------------------------------------------------
+
+  append(db: string, entries: readonly AppendEntry[]): Promise<StoredMessage[]> {
+    return this.log.append(db, entries);
+  }
+  read(db: string, query: ReadQuery): Promise<ReadResult> {
+    return this.log.read(db, query);
+  }
+  head(db: string): Promise<string | null> {
+    return this.log.head(db);
+  }
+  trim(db: string, policy: RetentionPolicy, now: number): Promise<number> {
+    return this.log.trim(db, policy, now);
+  }
+
+  // ---- ownership ----------------------------------------------------------------------------
+
+  async claimOwner(db: string, key: string, owner: string): Promise<string> {
+    return (await this.conn.script("claim-owner", [this.conn.key(db, "owners")], [key, owner])) as string;
+  }
+
+  // ---- commands -----------------------------------------------------------------------------
+
+  createCommand(db: string, command: NewCommand): Promise<{ command: CommandRecord; created: boolean }> {
+    return this.commands.create(db, command);
+  }
+  getCommand(db: string, id: string): Promise<CommandRecord | null> {
+    return this.commands.get(db, id);
+  }
+  listCommands(db: string, filter: CommandFilter): Promise<CommandRecord[]> {
+    return this.commands.list(db, filter);
+  }
+  countOpenCommands(db: string, address: string): Promise<number> {
+    return this.commands.countOpen(db, address);
+  }
+  claimCommands(
+    db: string,
+    address: string,
+    claimer: string,
+    limit: number,
+    now: number,
+    leaseMs: number,
+  ): Promise<CommandRecord[]> {
+    return this.commands.claim(db, address, claimer, limit, now, leaseMs);
+  }
+  startCommand(db: string, id: string, claimer: string, now: number): Promise<CommandRecord | null> {
+    return this.commands.start(db, id, claimer, now);
+  }
+  renewClaims(db: string, claimer: string, now: number, leaseMs: number): Promise<number> {
+    return this.commands.renew(db, claimer, now, leaseMs);
+  }
+  releaseClaims(db: string, claimer: string): Promise<number> {
+    return this.commands.release(db, claimer);
+  }
+  finishCommand(
+    db: string,
+    id: string,
+    outcome: CommandOutcome,
+    claimer: string | null,
+    now: number,
+  ): Promise<FinishResult> {
+    return this.commands.finish(db, id, outcome, claimer, now);
+  }
+  expireCommands(db: string, now: number): Promise<CommandRecord[]> {
+    return this.commands.expire(db, now);
+  }
+}
+
+/** `command-claim` -> `tidings_command_claim`: prefixed so that no script hides a Redis command. */
+function scriptCommand(name: string): string {
+  return `tidings_${name.replace(/-/g, "_")}`;
+}

@@ -1,0 +1,102 @@
+import { validateChannel, validateChannelList } from "../../core/channels.js";
+import { canPublish, type Identity } from "../../core/identity.js";
+import { isPlainObject } from "../../core/messages.js";
+import type { PublishItem } from "../../core/bus.js";
+import { TidingsError } from "../../errors.js";
+import { parseSubscriptionSpec, type SubscriptionSpec } from "../../protocol/rohrpost.js";
+import type { Connection } from "./connection.js";
+import type { RequestContext } from "./request-context.js";
+
+/** A request the server answers itself; its return value is the reply's `data`. */
+export type Builtin = (conn: Connection, ctx: RequestContext) => Promise<unknown>;
+
+/** `ping` is answered at once by the connection (no queueing behind other requests). */
+export const BUILTINS: ReadonlyMap<string, Builtin> = new Map<string, Builtin>([
+  ["auth", auth],
+  ["subscribe", subscribe],
+  ["unsubscribe", unsubscribe],
+  ["publish", publish],
+]);
+
+/**
+ * `auth` with `{"token": "<JWT>"}` (or the token as a string), or Tryton's
+ * `{"session": "<base64 login:user_id:key>"}`. Replies with who the connection now is.
+ */
+async function auth(conn: Connection, ctx: RequestContext): Promise<unknown> {
+  const data = ctx.request.data;
+  const token = typeof data === "string" ? data : isPlainObject(data) && typeof data.token === "string" ? data.token : null;
+  const session = isPlainObject(data) && typeof data.session === "string" ? data.session : null;
+  let identity: Identity;
+  if (token !== null && token.length > 0) {
+    identity = await conn.server.authenticator.fromToken(conn.db, token, "jwt");
+  } else if (session !== null && session.length > 0) {
+    identity = await conn.server.authenticator.fromHeaders(conn.db, { authorization: `Session ${session}` });
+  } else {
+    throw new TidingsError("TIDINGS_ERR_REQUEST_INVALID", 'auth needs {"token": "<JWT>"} or {"session": "<base64 login:user_id:key>"}.');
+  }
+  const dropped = await conn.adopt(identity, token);
+  return {
+    user: identity.user,
+    role: identity.role,
+    expires_at: identity.expiresAt,
+    ...(dropped.length > 0 ? { unsubscribed: dropped } : {}),
+  };
+}
+
+function parseSpec(data: unknown, maxChannels: number): { spec: SubscriptionSpec; channels: string[] } {
+  const spec = parseSubscriptionSpec(data);
+  if (spec === "last_message") throw new TidingsError("TIDINGS_ERR_CURSOR_INVALID");
+  if (spec === "shape") {
+    throw new TidingsError(
+      "TIDINGS_ERR_REQUEST_INVALID",
+      'Expected {"channels": [..], "last_message"?: <message_id|null>} or a group {"type": <string>, "id": <string|number>}.',
+    );
+  }
+  const channels = spec.form === "channels" ? validateChannelList(spec.channels, maxChannels) : [validateChannel(spec.group)];
+  return { spec, channels };
+}
+
+function describe(spec: SubscriptionSpec, channels: readonly string[]): Record<string, unknown> {
+  return spec.form === "group" ? { group: spec.group } : { channels };
+}
+
+/**
+ * `subscribe`: all channels or none (a forbidden one is named in the error). The reply comes
+ * after the first read, so that it can say `gap: true`; the pushes follow it.
+ */
+async function subscribe(conn: Connection, ctx: RequestContext): Promise<unknown> {
+  const who = ctx.requireIdentity();
+  const { spec, channels } = parseSpec(ctx.request.data, conn.options.maxChannels);
+  await conn.bus.access.assertCanRead(conn.db, who, channels);
+  const described = describe(spec, channels);
+  await conn.subscribe(channels, spec.lastMessage, (gap) => ctx.reply(gap ? { ...described, gap: true } : described));
+  return described;
+}
+
+/** `unsubscribe`: the same forms as subscribe; channels not subscribed are ignored. */
+async function unsubscribe(conn: Connection, ctx: RequestContext): Promise<unknown> {
+  const { spec, channels } = parseSpec(ctx.request.data, conn.options.maxChannels);
+  conn.unsubscribe(channels);
+  return describe(spec, channels);
+}
+
+/** `publish` `{"channel", "message"}` → `{"message_id"}`, or `{"messages": [..]}` → `{"message_ids"}`. */
+async function publish(conn: Connection, ctx: RequestContext): Promise<unknown> {
+  const who = ctx.requireIdentity();
+  if (!canPublish(who)) throw new TidingsError("TIDINGS_ERR_ROLE_FORBIDDEN", "Publishing needs the publisher or admin role.");
+  const data = ctx.request.data;
+  if (!isPlainObject(data)) {
+    throw new TidingsError("TIDINGS_ERR_REQUEST_INVALID", 'publish needs {"channel", "message"} or {"messages": [{"channel", "message"}, ..]}.');
+  }
+  if (data.messages !== undefined) {
+    if (!Array.isArray(data.messages) || data.messages.length === 0) {
+      throw new TidingsError("TIDINGS_ERR_REQUEST_INVALID", "messages must be a non-empty list of {channel, message}.");
+    }
+    const items: PublishItem[] = data.messages.map((m: unknown, i: number) => {
+      if (!isPlainObject(m)) throw new TidingsError("TIDINGS_ERR_REQUEST_INVALID", `messages[${i}] must be {channel, message}.`);
+      return { channel: m.channel as string, message: m.message };
+    });
+    return { message_ids: await conn.bus.publishMany(conn.db, items) };
+  }
+  return { message_id: await conn.bus.publish(conn.db, data.channel as string, data.message) };
+}

@@ -1,0 +1,149 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { connect, createServer, type AddressInfo, type Server, type Socket } from "node:net";
+import { createInterface } from "node:readline";
+import { fileURLToPath } from "node:url";
+
+export const FIXTURES = fileURLToPath(new URL("./fixtures/", import.meta.url));
+
+export type Event = Record<string, unknown> & { readonly event: string };
+
+/** A child `node --import tsx <script>` that reports JSON lines on stdout. */
+export class NodeProcess {
+  readonly events: Event[] = [];
+  private readonly waiters = new Set<() => void>();
+  readonly exited: Promise<number | null>;
+  private stderr = "";
+
+  constructor(readonly child: ChildProcess) {
+    this.exited = new Promise((resolve) => child.once("exit", (code) => resolve(code)));
+    child.stderr!.on("data", (c: Buffer) => (this.stderr += c.toString()));
+    createInterface({ input: child.stdout! }).on("line", (line) => {
+      try {
+        const e = JSON.parse(line) as Event;
+        if (typeof e.event !== "string") return;
+        this.events.push(e);
+      } catch {
+        return;
+      }
+      for (const w of [...this.waiters]) w();
+    });
+    void this.exited.then(() => {
+      for (const w of [...this.waiters]) w();
+    });
+  }
+
+  static start(script: string, env: Record<string, string>): NodeProcess {
+    const child = spawn(process.execPath, ["--import", "tsx", `${FIXTURES}${script}`], {
+      env: { ...process.env, ...env },
+      stdio: ["pipe", "pipe", "pipe"],
+    });
+    return new NodeProcess(child);
+  }
+
+  /** Resolves with the first event (past or future) for which `match` holds; rejects if the process exits first. */
+  waitFor(match: (e: Event) => boolean, what = "an event"): Promise<Event> {
+    return new Promise((resolve, reject) => {
+      const check = (): boolean => {
+        const found = this.events.find(match);
+        if (found !== undefined) {
+          this.waiters.delete(check);
+          resolve(found);
+          return true;
+        }
+        if (this.child.exitCode !== null || this.child.signalCode !== null) {
+          this.waiters.delete(check);
+          reject(new Error(`process exited before ${what}; stderr:\n${this.stderr}`));
+          return true;
+        }
+        return false;
+      };
+      if (!check()) this.waiters.add(check);
+    });
+  }
+
+  count(match: (e: Event) => boolean): number {
+    return this.events.filter(match).length;
+  }
+
+  /** Writes a line to the child's stdin. */
+  tell(line: string): void {
+    this.child.stdin!.write(`${line}\n`);
+  }
+
+  async kill(signal: NodeJS.Signals = "SIGKILL"): Promise<void> {
+    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill(signal);
+    await this.exited;
+  }
+}
+
+/** A server process; resolves once it listens. */
+export async function startServerProcess(options: Record<string, unknown>): Promise<{ proc: NodeProcess; url: string }> {
+  const proc = NodeProcess.start("server.ts", { TIDINGS_TEST_OPTIONS: JSON.stringify(options) });
+  const e = await proc.waitFor((x) => x.event === "listening", "listening");
+  return { proc, url: e.url as string };
+}
+
+/** A client process serving `address` with the SDK over `transport`. */
+export function startClientProcess(opts: {
+  url: string;
+  token: string;
+  address: string;
+  transport: "websocket" | "longpoll";
+  db?: string;
+}): NodeProcess {
+  return NodeProcess.start("client.ts", {
+    TIDINGS_TEST_URL: opts.url,
+    TIDINGS_TEST_TOKEN: opts.token,
+    TIDINGS_TEST_ADDRESS: opts.address,
+    TIDINGS_TEST_TRANSPORT: opts.transport,
+    TIDINGS_TEST_DB: opts.db ?? "test",
+  });
+}
+
+/** A TCP relay in front of a server: `cut()` drops every connection; `target` may change (a restarted server). */
+export class Relay {
+  private readonly server: Server;
+  private readonly sockets = new Set<Socket>();
+
+  private constructor(public target: number) {
+    this.server = createServer((inbound) => {
+      const outbound = connect(this.target, "127.0.0.1");
+      for (const s of [inbound, outbound]) {
+        this.sockets.add(s);
+        s.on("close", () => this.sockets.delete(s));
+        s.on("error", () => {
+          inbound.destroy();
+          outbound.destroy();
+        });
+      }
+      inbound.pipe(outbound);
+      outbound.pipe(inbound);
+      inbound.on("close", () => outbound.destroy());
+      outbound.on("close", () => inbound.destroy());
+    });
+  }
+
+  static async start(target: number): Promise<Relay> {
+    const relay = new Relay(target);
+    await new Promise<void>((resolve) => relay.server.listen(0, "127.0.0.1", resolve));
+    return relay;
+  }
+
+  get url(): string {
+    return `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+  }
+
+  /** Drops every connection at once, as a network failure would. */
+  cut(): void {
+    for (const s of this.sockets) s.destroy();
+  }
+
+  async close(): Promise<void> {
+    this.cut();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+}
+
+export function portOf(url: string): number {
+  return Number(new URL(url).port);
+}

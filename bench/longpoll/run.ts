@@ -4,7 +4,9 @@
  * same run by 1,000 long-polling clients spread over several processes and one publisher.
  *
  *   node --import tsx bench/longpoll/run.ts [--clients 1000] [--procs 4] [--duration 15]
- *        [--servers tidings-memory,tidings-sqlite,peer] [--scenarios rate,backlog,batch] [--pin]
+ *        [--servers tidings-memory,tidings-sqlite,peer] [--scenarios rate,backlog,batch]
+ *        [--backlog-broadcasts 100] [--batch-broadcasts 1000] [--per-user 5]
+ *        [--pin] [--cpu-prof <dir>] [--tidings-root <checkout>]
  *
  * Scenarios
  *   rate     every client gets 2 msg/s: 1/s on its own user:<n> channel + 1/s broadcast
@@ -14,7 +16,7 @@
  */
 import { fork, spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir, cpus } from "node:os";
+import { tmpdir, cpus, loadavg } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { randomBytes } from "node:crypto";
@@ -42,7 +44,7 @@ const SCENARIOS = (args.get("scenarios") ?? "rate,backlog,batch").split(",");
 const PIN = args.has("pin");
 /** --cpu-prof <dir>: write a V8 CPU profile of each server process there (open in Chrome DevTools). */
 const CPU_PROF = args.get("cpu-prof");
-const BACKLOG_BROADCASTS = Number(args.get("backlog-broadcasts") ?? 200);
+const BACKLOG_BROADCASTS = Number(args.get("backlog-broadcasts") ?? 100);
 const BATCH_BROADCASTS = Number(args.get("batch-broadcasts") ?? 1000);
 const PER_USER = Number(args.get("per-user") ?? 5);
 
@@ -292,7 +294,10 @@ function table(results: Result[]): string {
 const dataDir = mkdtempSync(join(tmpdir(), "tidings-bench-"));
 const results: Result[] = [];
 const started = performance.now();
-console.error(`long-poll benchmark: ${CLIENTS} clients in ${PROCS} processes, ${cpus().length} CPUs, node ${process.version}${PIN ? ", pinned" : ""}`);
+const load = (): string => loadavg().map((l) => l.toFixed(2)).join(" ");
+console.error(
+  `long-poll benchmark: ${CLIENTS} clients in ${PROCS} processes, ${cpus().length} CPUs (${cpus()[0]?.model}), node ${process.version}${PIN ? ", pinned" : ""}; load average ${load()}`,
+);
 try {
   for (const scenario of SCENARIOS) {
     for (const name of SERVERS) {
@@ -312,4 +317,4 @@ try {
   rmSync(dataDir, { recursive: true, force: true });
 }
 console.log(table(results));
-console.error(`total ${fmt((performance.now() - started) / 1000, 0)} s`);
+console.error(`total ${fmt((performance.now() - started) / 1000, 0)} s; load average ${load()}`);

@@ -15,10 +15,12 @@ export class RawClient {
 
   private constructor(readonly socket: Socket) {}
 
-  static open(port: number, path: string, host = "127.0.0.1"): Promise<RawClient> {
+  /** Connects and upgrades; `onText` is set first, as frames may arrive with the upgrade response. */
+  static open(port: number, path: string, onText: RawClient["onText"], host = "127.0.0.1"): Promise<RawClient> {
     return new Promise((resolve, reject) => {
       const socket = connect({ port, host, noDelay: true });
       const client = new RawClient(socket);
+      client.onText = onText;
       socket.once("connect", () => {
         socket.write(
           `GET ${path} HTTP/1.1\r\nHost: ${host}:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +

@@ -52,16 +52,20 @@ const DESCRIPTIONS: Record<string, string> = {
   logLevel: `log level: ${LEVELS.join(", ")}`,
   shutdownGraceMs: "how long shutdown waits for in-flight requests",
   sseKeepAliveMs: "SSE keep-alive comment interval",
+  sseRetryMs: "reconnection delay told to EventSource clients (retry:)",
   "ws.maxPayload": "largest WebSocket frame accepted",
   "ws.maxBufferedBytes": "a socket with more unsent data is closed (4008)",
   "ws.maxFramesPerSecond": "frames a client may send per second (4029 past it)",
   "ws.pingIntervalMs": "WebSocket ping interval",
   "ws.maxSubscriptions": "most channels one socket may subscribe to",
+  "ws.maxPendingRequests": "requests of one socket answered at once (429 past it)",
   "commands.maxArgsBytes": "largest JSON of a command's arguments",
   "commands.maxResultBytes": "largest JSON of a command's result or error",
   "commands.maxOpenPerAddress": "most unfinished commands per address",
   "commands.leaseMs": "how long a client's claim on a command holds unrenewed",
   "commands.defaultDeadlineMs": "deadline of a command sent without one",
+  "commands.maxInFlight": "commands one connection holds (delivered or running) at a time",
+  "commands.expiryIntervalMs": "how often due deadlines are swept",
 };
 
 function kebab(name: string): string {

@@ -11,9 +11,15 @@ interface ClaimAnswer {
   readonly commands: CommandDelivery[];
 }
 
+interface PolledMessage {
+  readonly message_id?: unknown;
+  readonly type?: unknown;
+  readonly data?: unknown;
+}
+
 interface PollAnswer {
-  readonly message: { readonly type?: unknown; readonly data?: unknown } | null;
-  readonly messages?: ReadonlyArray<{ readonly message: { readonly type?: unknown; readonly data?: unknown } }>;
+  readonly message: PolledMessage | null;
+  readonly messages?: ReadonlyArray<{ readonly message: PolledMessage }>;
 }
 
 /** Answers to a result that mean it needs no resending. */
@@ -70,11 +76,14 @@ export class LongPollCommandClient extends ClientEvents implements CommandClient
   private async loop(address: string, first: ClaimAnswer): Promise<void> {
     const backoff = new Backoff(this.options.reconnectBaseMs ?? 250, this.options.reconnectMaxMs ?? 10_000);
     let answer: ClaimAnswer | null = first;
+    // Where this address's channel was read up to: from the first claim on, only polls move
+    // it, so a cancel announced while we were claiming is still seen.
+    let cursor = first.cursor;
     while (!this.closed) {
       try {
         if (answer === null) answer = await this.claim(address);
         for (const c of answer.commands) this.runner.deliver(c);
-        if (answer.commands.length === 0) await this.waitForWake(address, answer.cursor);
+        if (answer.commands.length === 0) cursor = await this.waitForWake(address, cursor);
         answer = null;
         await this.room();
         backoff.reset();
@@ -92,19 +101,25 @@ export class LongPollCommandClient extends ClientEvents implements CommandClient
     return (await this.post("commands/claim", { address, claimer: this.claimer, limit })) as ClaimAnswer;
   }
 
-  /** Parks on the address's channel after `cursor`; a `command-final` there cancels a running command. */
-  private async waitForWake(address: string, cursor: string | null): Promise<void> {
+  /**
+   * Parks on the address's channel after `cursor`; a `command-final` there cancels a running
+   * command. Returns the cursor after what it read.
+   */
+  private async waitForWake(address: string, cursor: string | null): Promise<string | null> {
     const answer = (await this.post("bus", {
       last_message: cursor,
       channels: [addressChannel(address)],
       max_messages: 100,
     })) as PollAnswer;
     const messages = answer.messages?.map((m) => m.message) ?? (answer.message ? [answer.message] : []);
+    let next = cursor;
     for (const m of messages) {
+      if (typeof m.message_id === "string") next = m.message_id;
       if (m.type !== FINAL_TYPE || typeof m.data !== "object" || m.data === null) continue;
       const { id, state } = m.data as { id?: unknown; state?: unknown };
       if (typeof id === "string") this.runner.cancel(id, typeof state === "string" ? state : "cancelled");
     }
+    return next;
   }
 
   /** Waits until fewer than maxInFlight commands run. */

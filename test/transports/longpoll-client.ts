@@ -173,6 +173,12 @@ export async function waitFor(predicate: () => boolean, what: string, ms = 5000)
   }
 }
 
+export function portOf(server: TidingsServer): number {
+  const a = server.http.address();
+  if (a === null || typeof a === "string") throw new Error("not listening");
+  return a.port;
+}
+
 /** Resolves once `n` polls are parked on the server's database. */
 export function parked(server: TidingsServer, n: number, db = "test"): Promise<void> {
   return waitFor(() => server.bus.log(db).listenerCount === n, `${n} parked polls`);

@@ -6,7 +6,7 @@ import { describe, it, before, after } from "node:test";
 import assert from "node:assert/strict";
 import type { TidingsServer } from "../../src/server.js";
 import { startServer, token } from "../helpers/server.js";
-import { call, errorBody, head, oneMessage, poll, publish, publisher, rawExchange } from "./longpoll-client.js";
+import { call, errorBody, head, oneMessage, poll, publish, publisher, rawExchange, portOf } from "./longpoll-client.js";
 
 const MAX_BODY = 2048;
 const MAX_MESSAGE = 512;
@@ -50,7 +50,7 @@ describe("long-poll and publish: bad requests", () => {
     it("400 for a body that is not JSON (raw bytes)", async () => {
       for (const body of ['{"channels": [', "last_message=&channels=a", "{'channels': []}", "\u00ff\u00fe"]) {
         const bytes = Buffer.from(body, "latin1");
-        const r = await rawExchange(port(server), [
+        const r = await rawExchange(portOf(server), [
           head("/test/bus", { "Content-Type": "application/json", Authorization: `Bearer ${user1}`, "Content-Length": bytes.length }),
           bytes,
         ]);
@@ -79,7 +79,7 @@ describe("long-poll and publish: bad requests", () => {
 
     it("413 for a body over the limit announced by Content-Length, without waiting for it", async () => {
       // Only the head is sent: the answer comes anyway, and the connection is not kept.
-      const r = await rawExchange(port(server), [
+      const r = await rawExchange(portOf(server), [
         head("/test/bus", { "Content-Type": "application/json", Authorization: `Bearer ${user1}`, "Content-Length": MAX_BODY + 1 }),
       ]);
       assert.equal(r.status, 413);
@@ -89,7 +89,7 @@ describe("long-poll and publish: bad requests", () => {
     });
 
     it("413 for a body over the limit announced by Content-Length and sent whole", async () => {
-      const r = await rawExchange(port(server), [
+      const r = await rawExchange(portOf(server), [
         head("/test/bus", { "Content-Type": "application/json", Authorization: `Bearer ${user1}`, "Content-Length": MAX_BODY + 1 }),
         Buffer.alloc(MAX_BODY + 1, 0x20),
       ]);
@@ -101,7 +101,7 @@ describe("long-poll and publish: bad requests", () => {
     it("413 for a chunked body that grows over the limit (no Content-Length)", async () => {
       const chunk = (s: string): string => `${Buffer.byteLength(s).toString(16)}\r\n${s}\r\n`;
       const piece = " ".repeat(512);
-      const r = await rawExchange(port(server), [
+      const r = await rawExchange(portOf(server), [
         head("/test/bus", { "Content-Type": "application/json", Authorization: `Bearer ${user1}`, "Transfer-Encoding": "chunked" }),
         chunk('{"channels":[]'),
         ...Array.from({ length: 8 }, () => chunk(piece)),
@@ -117,7 +117,7 @@ describe("long-poll and publish: bad requests", () => {
       const id = await publish(server, "room-x", { type: "t" });
       const json = JSON.stringify({ last_message: cursor, channels: ["room-x"] });
       const body = json + " ".repeat(MAX_BODY - json.length);
-      const r = await rawExchange(port(server), [
+      const r = await rawExchange(portOf(server), [
         head("/test/bus", { "Content-Type": "application/json", Authorization: `Bearer ${user1}`, "Content-Length": MAX_BODY }),
         body,
       ]);
@@ -250,9 +250,3 @@ describe("long-poll and publish: bad requests", () => {
     });
   });
 });
-
-function port(server: TidingsServer): number {
-  const a = server.http.address();
-  if (a === null || typeof a === "string") throw new Error("not listening");
-  return a.port;
-}

@@ -10,13 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { TidingsServer } from "../../src/server.js";
 import { startServer, token } from "../helpers/server.js";
-import { errorBody, oneMessage, parked, poll, publish } from "./longpoll-client.js";
-
-function port(server: TidingsServer): number {
-  const a = server.http.address();
-  if (a === null || typeof a === "string") throw new Error("not listening");
-  return a.port;
-}
+import { errorBody, oneMessage, parked, poll, portOf, publish } from "./longpoll-client.js";
 
 describe("long-poll: caps on parked polls", () => {
   let server: TidingsServer;
@@ -86,7 +80,7 @@ describe("long-poll: draining", () => {
     await parked(server, 2);
 
     // A request whose head is still arriving when the drain starts: it is answered during the drain.
-    const socket = connect(port(server), "127.0.0.1");
+    const socket = connect(portOf(server), "127.0.0.1");
     await new Promise<void>((ok) => socket.once("connect", () => ok()));
     const response = new Promise<string>((resolve) => {
       let text = "";

@@ -179,6 +179,10 @@ export class Bus extends EventEmitter<BusEvents> {
       try {
         const removed = await this.store.trim(db, { maxAgeMs: retention.maxAgeHours * 3_600_000, maxCount: retention.maxCount }, now);
         if (removed > 0) this.emit("retention:trimmed", db, removed);
+        // Another instance may have trimmed (shared stores trim in one place): either way the
+        // tail must not serve what the store no longer has, or instances would disagree on gaps.
+        const oldest = await this.store.read(db, { after: null, limit: 1 });
+        this.logs.get(db)?.forgetBefore(oldest.messages[0]?.id ?? null);
       } catch (e) {
         this.storeError(e);
       }

@@ -116,6 +116,20 @@ export class DbLog {
     return this.refreshing;
   }
 
+  /**
+   * Drops from the tail what retention removed from the store: messages before `oldest`
+   * (the oldest retained id, or null when the store holds none). Cursors older than that
+   * then go to the store, which answers them with the gap signal.
+   */
+  forgetBefore(oldest: string | null): void {
+    if (this.cover === undefined) return;
+    let drop = 0;
+    while (drop < this.tail.length && (oldest === null || this.tail[drop]!.id < oldest)) drop++;
+    if (drop === 0) return;
+    this.cover = this.tail[drop - 1]!.id;
+    this.tail = this.tail.slice(drop);
+  }
+
   private ingest(messages: readonly StoredMessage[]): void {
     for (const m of messages) this.tail.push(m);
     this.headId = messages[messages.length - 1]!.id;

@@ -6,6 +6,9 @@
  * No Node imports: the client SDK shares this file.
  */
 
+/** Longer than any id an engine hands out. */
+export const MAX_CURSOR_LENGTH = 256;
+
 export interface PollBody {
   readonly lastMessage: string | null;
   readonly channels: readonly unknown[];
@@ -23,6 +26,7 @@ export type PollBodyError =
   | { readonly kind: "not-object" }
   | { readonly kind: "channels" }
   | { readonly kind: "last_message" }
+  | { readonly kind: "last_message_length" }
   | { readonly kind: "max_messages" };
 
 /** Validates the shape of a poll body; channel names themselves are checked by the core. */
@@ -32,6 +36,8 @@ export function parsePollBody(body: unknown, maxBatch: number): PollBody | PollB
   if (!Array.isArray(b.channels)) return { kind: "channels" };
   const last = b.last_message;
   if (last !== undefined && last !== null && typeof last !== "string") return { kind: "last_message" };
+  // Ids are short; a huge "cursor" is a malformed request, not an unknown position.
+  if (typeof last === "string" && last.length > MAX_CURSOR_LENGTH) return { kind: "last_message_length" };
   let maxMessages: number | null = null;
   if (b.max_messages !== undefined && b.max_messages !== null) {
     const n = b.max_messages;

@@ -143,6 +143,18 @@ describe("long-poll and publish: bad requests", () => {
       }
     });
 
+    it("400 when last_message is longer than any message id could be", async () => {
+      await expectError(
+        await poll(server, user1, { last_message: "x".repeat(257), channels: [] }),
+        400,
+        errorBody("TIDINGS_ERR_CURSOR_INVALID", "last_message has more than 256 characters: it cannot be a message id."),
+      );
+      await publish(server, "room-long-cursor", { type: "t" });
+      const fine = await poll(server, user1, { last_message: "x".repeat(256), channels: ["room-long-cursor"] });
+      assert.equal(fine.status, 200);
+      assert.equal(JSON.parse(fine.text).gap, true, "256 characters is an unknown cursor, answered with the gap signal");
+    });
+
     it("400 for more than 100 channels; 100 are fine", async () => {
       const hundred = Array.from({ length: 100 }, (_, i) => `room-${i}`);
       const cursor = await publish(server, "room-99", { type: "t" });

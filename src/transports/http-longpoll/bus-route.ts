@@ -2,7 +2,7 @@ import type { ServerContext } from "../http/context.js";
 import type { RouteContext } from "../http/router.js";
 import { TidingsError } from "../../errors.js";
 import { validateChannelList } from "../../core/channels.js";
-import { parsePollBody, pollResponse, type PollBodyError } from "../../protocol/tryton-bus.js";
+import { MAX_CURSOR_LENGTH, parsePollBody, pollResponse, type PollBodyError } from "../../protocol/tryton-bus.js";
 import { readJsonBody } from "../http/body.js";
 import { sendJsonText } from "../http/respond.js";
 
@@ -10,6 +10,10 @@ const BODY_ERRORS: Record<PollBodyError["kind"], TidingsError> = {
   "not-object": new TidingsError("TIDINGS_ERR_REQUEST_INVALID", 'The body must be a JSON object {"last_message", "channels"}.'),
   channels: new TidingsError("TIDINGS_ERR_REQUEST_INVALID", "channels must be a list of strings."),
   last_message: new TidingsError("TIDINGS_ERR_CURSOR_INVALID"),
+  last_message_length: new TidingsError(
+    "TIDINGS_ERR_CURSOR_INVALID",
+    `last_message has more than ${MAX_CURSOR_LENGTH} characters: it cannot be a message id.`,
+  ),
   max_messages: new TidingsError("TIDINGS_ERR_REQUEST_INVALID", "max_messages must be a positive integer up to the server's batch limit."),
 };
 

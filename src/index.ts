@@ -11,3 +11,13 @@ export { MemoryStore } from "./stores/memory/index.js";
 export { openStoreUrl } from "./stores/open-store.js";
 export { signToken, verifyToken } from "./auth/tokens.js";
 export { StaticSessionVerifier, type SessionVerifier, type TrytonSession } from "./auth/tryton-session.js";
+export {
+  CommandService,
+  type SendOptions,
+  type SentCommand,
+  type WaitOptions,
+  type ListFilter,
+} from "./commands/service.js";
+export { outcomeValue, type CommandProxy } from "./commands/proxy.js";
+export type { CommandRecord, CommandState, CommandError } from "./stores/store.js";
+export type { CommandView, CommandDelivery } from "./protocol/commands.js";

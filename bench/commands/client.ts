@@ -14,7 +14,7 @@ const client = connect({
   WebSocket,
   maxInFlight: 64,
 });
-client.on("error", (e) => process.stderr.write(`client error: ${e.message}\n`));
+client.on("error", (e) => process.stderr.write(`client error: ${e.message} ${String((e as { cause?: unknown }).cause ?? "")}\n`));
 await client.expose(address, { noop: () => null });
 process.stdout.write("ready\n");
 process.on("SIGTERM", () => void client.close().then(() => process.exit(0)));

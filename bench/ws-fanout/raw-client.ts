@@ -10,7 +10,7 @@ export class RawClient {
   private rest: Buffer | null = null;
   private upgraded = false;
   private head: Buffer | null = null;
-  onText: (buf: Buffer, start: number, end: number) => void = () => {};
+  onText: (buf: Buffer, start: number, end: number, client: RawClient) => void = () => {};
   onClose: () => void = () => {};
 
   private constructor(readonly socket: Socket) {}
@@ -74,7 +74,7 @@ export class RawClient {
       if (off + hdr + len > n) break;
       const op = b0 & 0x0f;
       const start = off + hdr;
-      if (op === 1) this.onText(buf, start, start + len);
+      if (op === 1) this.onText(buf, start, start + len, this);
       else if (op === 9) this.sendFrame(0x8a, buf.subarray(start, start + len));
       else if (op === 8) this.socket.end();
       off = start + len;

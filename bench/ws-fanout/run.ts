@@ -132,6 +132,7 @@ async function runOne(peer: PeerKind, n: number): Promise<Result> {
     const connectSeconds = (performance.now() - t0) / 1000;
     await sleep(500);
     const mem1 = await server.ask<{ rss: number }>({ cmd: "mem" }, "mem");
+    if (process.env.BENCH_DEBUG) console.error(peer, n, { mem0, mem1 });
 
     publisher = new Child("publisher.ts");
     publisher.send({ port, kind: peer, token: pubToken, messageBytes: MESSAGE_BYTES });

@@ -35,8 +35,8 @@ async function start(config: Config): Promise<void> {
   const whenReady = new Promise<void>((r) => (allReady = r));
   const open = async (i: number): Promise<void> => {
     let isReady = config.kind === "ws";
-    const client = await RawClient.open(config.port, proto.path, (buf, s, e) => {
-      const kind = proto.classify(client, buf, s, e);
+    const client = await RawClient.open(config.port, proto.path, (buf, s, e, self) => {
+      const kind = proto.classify(self, buf, s, e);
       if (kind === "message") {
         counts[i]!++;
         total++;

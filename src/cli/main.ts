@@ -7,11 +7,12 @@ import { registerToken } from "./token.js";
 import { registerPublish } from "./publish.js";
 import { registerNotify } from "./notify.js";
 import { registerTail } from "./tail.js";
+import { registerCommandCli } from "./command.js";
 
 const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string };
 
-/** The `tidings` program with every command; exported for tests and embedding. */
-export async function buildProgram(): Promise<Command> {
+/** The `tidings` program with every command. */
+export function buildProgram(): Command {
   const program = new Command("tidings")
     .description("a real-time message bus for business applications")
     .version(pkg.version)
@@ -21,27 +22,13 @@ export async function buildProgram(): Promise<Command> {
   registerPublish(program);
   registerNotify(program);
   registerTail(program);
-  await registerOptional(program);
+  registerCommandCli(program);
   return program;
-}
-
-/** `tidings command …` comes from src/cli/command.ts when that file is present. */
-async function registerOptional(program: Command): Promise<void> {
-  let mod: { registerCommandCli?: (p: Command) => void };
-  // A variable specifier: the file may not exist yet, and then type checking must not fail.
-  const specifier = "./command.js";
-  try {
-    mod = (await import(specifier)) as typeof mod;
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === "ERR_MODULE_NOT_FOUND" && String((e as Error).message).includes("command")) return;
-    throw e;
-  }
-  mod.registerCommandCli?.(program);
 }
 
 /** Exit codes: 0 done, 1 failed (server refused, network), 2 bad usage or configuration. */
 export async function main(argv: readonly string[] = process.argv): Promise<void> {
-  const program = await buildProgram();
+  const program = buildProgram();
   try {
     await program.parseAsync([...argv]);
   } catch (e) {

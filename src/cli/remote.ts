@@ -104,7 +104,7 @@ export function postJson(url: string, token: string, body: unknown, signal?: Abo
         });
       },
     );
-    req.on("error", reject);
+    req.on("error", (e) => reject(signal?.aborted ? e : new CliError(`Cannot reach ${target.origin}: ${e.message}`)));
     req.end(text);
   });
 }

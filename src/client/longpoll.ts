@@ -53,10 +53,13 @@ export class LongPollCommandClient extends ClientEvents implements CommandClient
     this.doFetch = f.bind(globalThis);
     this.base = `${options.url.replace(/\/+$/, "")}/${encodeURIComponent(options.db)}`;
     this.maxInFlight = options.maxInFlight ?? 8;
-    this.runner = new CommandRunner({
-      started: (id) => void this.started(id),
-      result: (id, outcome) => void this.sendResult(id, outcome),
-    });
+    this.runner = new CommandRunner(
+      {
+        started: (id) => void this.started(id),
+        result: (id, outcome) => void this.sendResult(id, outcome),
+      },
+      { startDelayMs: options.startDelayMs ?? 20 },
+    );
   }
 
   get running(): number {
@@ -73,9 +76,9 @@ export class LongPollCommandClient extends ClientEvents implements CommandClient
     this.loops.set(address, this.loop(address, first));
   }
 
-  private async loop(address: string, first: ClaimAnswer): Promise<void> {
+  private async loop(address: string, first: ClaimAnswer & { limit: number }): Promise<void> {
     const backoff = new Backoff(this.options.reconnectBaseMs ?? 250, this.options.reconnectMaxMs ?? 10_000);
-    let answer: ClaimAnswer | null = first;
+    let answer: (ClaimAnswer & { limit: number }) | null = first;
     // Where this address's channel was read up to: from the first claim on, only polls move
     // it, so a cancel announced while we were claiming is still seen.
     let cursor = first.cursor;
@@ -83,7 +86,9 @@ export class LongPollCommandClient extends ClientEvents implements CommandClient
       try {
         if (answer === null) answer = await this.claim(address);
         for (const c of answer.commands) this.runner.deliver(c);
-        if (answer.commands.length === 0) cursor = await this.waitForWake(address, cursor);
+        // A claim that filled its limit may have left more; otherwise everything pending was
+        // taken, and anything newer has a wake-up after our cursor.
+        if (answer.commands.length < answer.limit) cursor = await this.waitForWake(address, cursor);
         answer = null;
         await this.room();
         backoff.reset();
@@ -96,9 +101,10 @@ export class LongPollCommandClient extends ClientEvents implements CommandClient
     }
   }
 
-  private async claim(address: string): Promise<ClaimAnswer> {
+  private async claim(address: string): Promise<ClaimAnswer & { limit: number }> {
     const limit = Math.max(1, Math.min(100, this.maxInFlight - this.runner.running));
-    return (await this.post("commands/claim", { address, claimer: this.claimer, limit })) as ClaimAnswer;
+    const answer = (await this.post("commands/claim", { address, claimer: this.claimer, limit }, this.stop.signal)) as ClaimAnswer;
+    return { ...answer, limit };
   }
 
   /**
@@ -106,11 +112,11 @@ export class LongPollCommandClient extends ClientEvents implements CommandClient
    * command. Returns the cursor after what it read.
    */
   private async waitForWake(address: string, cursor: string | null): Promise<string | null> {
-    const answer = (await this.post("bus", {
-      last_message: cursor,
-      channels: [addressChannel(address)],
-      max_messages: 100,
-    })) as PollAnswer;
+    const answer = (await this.post(
+      "bus",
+      { last_message: cursor, channels: [addressChannel(address)], max_messages: 100 },
+      this.stop.signal,
+    )) as PollAnswer;
     const messages = answer.messages?.map((m) => m.message) ?? (answer.message ? [answer.message] : []);
     let next = cursor;
     for (const m of messages) {
@@ -178,13 +184,14 @@ export class LongPollCommandClient extends ClientEvents implements CommandClient
     (this.renewTimer as { unref?: () => void }).unref?.();
   }
 
-  private async post(path: string, body: unknown, signal: AbortSignal = this.stop.signal): Promise<unknown> {
+  /** `signal` only for requests that may park (claims, polls): close() aborts them; the others finish. */
+  private async post(path: string, body: unknown, signal?: AbortSignal): Promise<unknown> {
     const token = typeof this.options.token === "function" ? await this.options.token() : this.options.token;
     const res = await this.doFetch(`${this.base}/${path}`, {
       method: "POST",
       headers: { "content-type": "application/json", authorization: `Bearer ${token}` },
       body: JSON.stringify(body),
-      signal,
+      ...(signal !== undefined ? { signal } : {}),
     });
     const text = await res.text();
     let json: unknown = null;

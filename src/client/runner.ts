@@ -32,6 +32,8 @@ export interface RunnerLink {
 
 interface Entry {
   outcome: Outcome | null;
+  /** `started` was sent (or is due): a redelivery while running repeats it. */
+  announced: boolean;
   readonly controller: AbortController;
   /** The server recorded the outcome (or told us it needs none): nothing left to send. */
   acked: boolean;
@@ -51,7 +53,15 @@ export class CommandRunner {
 
   constructor(
     private readonly link: RunnerLink,
-    private readonly remember = 10_000,
+    private readonly options: {
+      /**
+       * Report `started` only for a method still running after this long (0: at once). Over
+       * long-polling each report is a request: instant methods go delivered → succeeded.
+       */
+      readonly startDelayMs?: number;
+      /** How many answered command ids to remember for de-duplication. @default 10000 */
+      readonly remember?: number;
+    } = {},
   ) {}
 
   expose(address: string, methods: Methods): void {
@@ -73,14 +83,25 @@ export class CommandRunner {
   deliver(d: CommandDelivery): void {
     const known = this.entries.get(d.id);
     if (known !== undefined) {
-      if (known.outcome === null) this.link.started(d.id);
-      else this.link.result(d.id, known.outcome);
+      if (known.outcome !== null) this.link.result(d.id, known.outcome);
+      else if (known.announced) this.link.started(d.id);
       return;
     }
-    const entry: Entry = { outcome: null, controller: new AbortController(), acked: false };
+    const entry: Entry = { outcome: null, announced: false, controller: new AbortController(), acked: false };
     this.entries.set(d.id, entry);
     this.forget();
-    this.link.started(d.id);
+    const delay = this.options.startDelayMs ?? 0;
+    if (delay <= 0) {
+      entry.announced = true;
+      this.link.started(d.id);
+    } else {
+      const timer = setTimeout(() => {
+        if (entry.outcome !== null) return;
+        entry.announced = true;
+        this.link.started(d.id);
+      }, delay);
+      (timer as { unref?: () => void }).unref?.();
+    }
     void this.run(d, entry);
   }
 
@@ -156,9 +177,10 @@ export class CommandRunner {
   }
 
   private forget(): void {
-    if (this.entries.size <= this.remember) return;
+    const remember = this.options.remember ?? 10_000;
+    if (this.entries.size <= remember) return;
     for (const [id, e] of this.entries) {
-      if (this.entries.size <= this.remember) break;
+      if (this.entries.size <= remember) break;
       if (e.acked) this.entries.delete(id);
     }
   }

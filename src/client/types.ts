@@ -18,6 +18,12 @@ export interface ClientOptions {
   readonly fetch?: typeof fetch;
   /** Long-poll: most commands run at once per address. @default 8 */
   readonly maxInFlight?: number;
+  /**
+   * Report a command as running only once its method has run this long. Over long-polling
+   * each report is one more request, so instant methods skip it (delivered → succeeded).
+   * @default 0 over WebSocket, 20 over long-polling
+   */
+  readonly startDelayMs?: number;
   /** @default 250 */
   readonly reconnectBaseMs?: number;
   /** @default 10000 */

@@ -62,10 +62,13 @@ export class WebSocketCommandClient extends ClientEvents implements CommandClien
     }
     this.Ctor = Ctor as WebSocketConstructor;
     this.backoff = new Backoff(options.reconnectBaseMs ?? 250, options.reconnectMaxMs ?? 10_000);
-    this.runner = new CommandRunner({
-      started: (id) => this.answer(id, FRAME.started, undefined),
-      result: (id, outcome) => this.answer(id, FRAME.result, outcome),
-    });
+    this.runner = new CommandRunner(
+      {
+        started: (id) => this.answer(id, FRAME.started, undefined),
+        result: (id, outcome) => this.answer(id, FRAME.result, outcome),
+      },
+      { startDelayMs: options.startDelayMs ?? 0 },
+    );
     this.connected = new Promise((resolve) => (this.markConnected = resolve));
     void this.loop();
   }

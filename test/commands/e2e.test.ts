@@ -64,8 +64,13 @@ for (const transport of TRANSPORTS) {
       assert.equal(ra.state, "succeeded");
       assert.equal(ra.result, 5);
       assert.equal(ra.attempts, 1);
-      assert.ok(ra.delivered_at !== null && ra.started_at !== null && ra.finished_at !== null);
-      assert.ok(ra.delivered_at <= ra.started_at && ra.started_at <= ra.finished_at);
+      assert.ok(ra.delivered_at !== null && ra.finished_at !== null && ra.delivered_at <= ra.finished_at);
+      if (transport === "websocket") {
+        assert.ok(ra.started_at !== null && ra.delivered_at <= ra.started_at && ra.started_at <= ra.finished_at);
+      } else {
+        // Over long-polling an instant method is not reported as running (one request less).
+        assert.equal(ra.started_at, null);
+      }
       assert.equal(rb.state, "failed");
       assert.deepEqual(rb.error, { message: "no layout", code: "E_FAIL", data: { detail: 1 } });
       assert.equal(rc.state, "failed");

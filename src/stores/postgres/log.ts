@@ -40,6 +40,28 @@ interface Row {
   ts: string;
 }
 
+/** The connection died under the query (killed backend, server restart, network). */
+function connectionLost(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  if (typeof code !== "string") return false;
+  return ["ECONNRESET", "EPIPE", "CONNECTION_CLOSED", "57P01", "57P02", "57P03"].includes(code) || code.startsWith("08");
+}
+
+/**
+ * Runs a read-only query again when its connection was lost: the pool reconnects on the
+ * next attempt. Writes are never retried (they may have committed).
+ */
+async function retryReads<T>(run: () => Promise<T>, attempts = 3): Promise<T> {
+  for (let i = 1; ; i++) {
+    try {
+      return await run();
+    } catch (err) {
+      if (i >= attempts || !connectionLost(err)) throw err;
+      console.error("RETRY", (err as {code?: string}).code);
+    }
+  }
+}
+
 /** Any postgres.js handle: the store's pool, a caller's pool or a caller's transaction. */
 export type SqlHandle = postgres.Sql | postgres.TransactionSql;
 
@@ -97,7 +119,7 @@ export class PostgresLog {
     // One statement, one snapshot: the gap check, the horizon and the rows agree even
     // while another instance trims or commits. The horizon is a scalar subquery so that
     // it can bound index scans.
-    const rows = await sql<
+    const rows = await retryReads(() => sql<
       { gap: boolean; pending: boolean; head: string | null; xid: string | null; pos: string; channel: string; type: string; ts: string; payload: string }[]
     >`
       WITH h AS MATERIALIZED (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin),
@@ -129,7 +151,7 @@ export class PostgresLog {
         WHERE l.db = ${db} AND (l.xid, l.pos) > (start.xid, start.pos) AND l.xid < (SELECT xmin FROM h) ${since} ${channels}
         ORDER BY l.xid, l.pos LIMIT ${q.limit}
       ) m ON true
-      ORDER BY m.xid, m.pos`;
+      ORDER BY m.xid, m.pos`.execute());
     const first = rows[0]!;
     const messages: StoredMessage[] = [];
     for (const r of rows) {
@@ -143,14 +165,14 @@ export class PostgresLog {
   /** Newest readable id of each database, and whether rows wait above the horizon there. */
   async heads(dbs: readonly string[]): Promise<Map<string, ReadState>> {
     const s = this.sql(this.schema);
-    const rows = await this.sql<{ db: string; head: string | null; pending: boolean }[]>`
+    const rows = await retryReads(() => this.sql<{ db: string; head: string | null; pending: boolean }[]>`
       WITH h AS MATERIALIZED (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin)
       SELECT d.db,
         (SELECT l.xid::text || ' ' || l.pos FROM ${s}.log l WHERE l.db = d.db AND l.xid < (SELECT xmin FROM h)
           ORDER BY l.xid DESC, l.pos DESC LIMIT 1) AS head,
         coalesce((SELECT l.xid >= (SELECT xmin FROM h) FROM ${s}.log l WHERE l.db = d.db
           ORDER BY l.xid DESC, l.pos DESC LIMIT 1), false) AS pending
-      FROM unnest(${[...dbs]}::text[]) AS d(db)`;
+      FROM unnest(${[...dbs]}::text[]) AS d(db)`.execute());
     return new Map(rows.map((r) => [r.db, { head: this.headId(r.head), pending: r.pending }]));
   }
 

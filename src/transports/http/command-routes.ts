@@ -34,14 +34,14 @@ export function registerCommandRoutes(server: ServerContext, r: Router): void {
 
 // ---- senders ------------------------------------------------------------------------------------
 
-async function sender(server: ServerContext, ctx: RouteContext): Promise<string> {
+async function sender(server: ServerContext, ctx: RouteContext): Promise<{ db: string; who: Identity }> {
   const db = ctx.params.db!;
   server.bus.log(db);
   const who = await server.authenticate(db, ctx.req);
   if (!canPublish(who)) {
     throw new TidingsError("TIDINGS_ERR_ROLE_FORBIDDEN", "Sending and inspecting commands needs the publisher or admin role.");
   }
-  return db;
+  return { db, who };
 }
 
 async function objectBody(server: ServerContext, ctx: RouteContext): Promise<JsonObject> {
@@ -57,6 +57,11 @@ function waitMs(server: ServerContext, url: URL): number {
   const s = Number(raw);
   if (!Number.isFinite(s) || s < 0) throw new TidingsError("TIDINGS_ERR_REQUEST_INVALID", "wait must be a number of seconds.");
   return Math.min(s * 1000, server.options.pollTimeoutMs);
+}
+
+/** A parked poll slot when the request will wait (429 when the caps are reached), else a no-op. */
+function parkSlot(server: ServerContext, db: string, who: Identity, waiting: boolean): () => void {
+  return waiting ? server.polls.acquire(`${db}\u0000${who.user}`) : () => {};
 }
 
 /** Waits for an outcome while the request lives and the server is not draining. */
@@ -79,7 +84,7 @@ async function waitFor(server: ServerContext, ctx: RouteContext, db: string, id:
  * `?wait=s` answers once it is final or after s seconds.
  */
 async function send(server: ServerContext, ctx: RouteContext): Promise<void> {
-  const db = await sender(server, ctx);
+  const { db, who } = await sender(server, ctx);
   const body = await objectBody(server, ctx);
   const wait = waitMs(server, ctx.url);
   const timeout = body.timeout;
@@ -90,18 +95,24 @@ async function send(server: ServerContext, ctx: RouteContext): Promise<void> {
   if (deadline !== undefined && deadline !== null && typeof deadline !== "string" && typeof deadline !== "number") {
     throw new TidingsError("TIDINGS_ERR_COMMAND_INVALID", "deadline must be an ISO 8601 date or milliseconds since the epoch.");
   }
-  const sent = await server.bus.commands.send(db, body.address as string, body.method as string, body.args as unknown[], {
-    deadline: deadline ?? null,
-    timeoutMs: typeof timeout === "number" ? timeout * 1000 : null,
-    idempotencyKey: body.idempotency_key as string | null | undefined,
-  });
-  const command = wait > 0 ? await waitFor(server, ctx, db, sent.command.id, wait) : sent.command;
-  sendJson(ctx.res, sent.created ? 201 : 200, commandView(command));
+  // Taken before sending: a 429 must not follow a command that was stored.
+  const release = parkSlot(server, db, who, wait > 0);
+  try {
+    const sent = await server.bus.commands.send(db, body.address as string, body.method as string, body.args as unknown[], {
+      deadline: deadline ?? null,
+      timeoutMs: typeof timeout === "number" ? timeout * 1000 : null,
+      idempotencyKey: body.idempotency_key as string | null | undefined,
+    });
+    const command = wait > 0 ? await waitFor(server, ctx, db, sent.command.id, wait) : sent.command;
+    sendJson(ctx.res, sent.created ? 201 : 200, commandView(command));
+  } finally {
+    release();
+  }
 }
 
 /** `GET /<db>/commands?address=&state=a,b&since=&until=&limit=` → `{"commands": [...]}`, newest first. */
 async function list(server: ServerContext, ctx: RouteContext): Promise<void> {
-  const db = await sender(server, ctx);
+  const { db } = await sender(server, ctx);
   const q = ctx.url.searchParams;
   const address = q.get("address");
   const stateText = q.get("state");
@@ -136,16 +147,21 @@ function timeParam(text: string | null, name: "since" | "until"): { since?: numb
 
 /** `GET /<db>/commands/<id>?wait=s`: the command, once final or after s seconds (a long-poll). */
 async function get(server: ServerContext, ctx: RouteContext): Promise<void> {
-  const db = await sender(server, ctx);
+  const { db, who } = await sender(server, ctx);
   const id = ctx.params.id!;
   const wait = waitMs(server, ctx.url);
-  const command = wait > 0 ? await waitFor(server, ctx, db, id, wait) : await server.bus.commands.get(db, id);
-  sendJson(ctx.res, 200, commandView(command));
+  const release = parkSlot(server, db, who, wait > 0);
+  try {
+    const command = wait > 0 ? await waitFor(server, ctx, db, id, wait) : await server.bus.commands.get(db, id);
+    sendJson(ctx.res, 200, commandView(command));
+  } finally {
+    release();
+  }
 }
 
 /** `POST /<db>/commands/<id>/cancel` → the cancelled command; 409 when it already has an outcome. */
 async function cancel(server: ServerContext, ctx: RouteContext): Promise<void> {
-  const db = await sender(server, ctx);
+  const { db } = await sender(server, ctx);
   const command = await server.bus.commands.cancel(db, ctx.params.id!);
   sendJson(ctx.res, 200, commandView(command));
 }

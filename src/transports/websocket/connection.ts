@@ -1,4 +1,4 @@
-import { randomUUID } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import type { Duplex } from "node:stream";
 import type { WebSocket, RawData } from "ws";
 import type { Bus } from "../../core/bus.js";
@@ -9,17 +9,16 @@ import { TidingsError, toTidingsError, type ErrorCode } from "../../errors.js";
 import {
   encodeError,
   encodeFrame,
-  encodeGapPush,
-  encodePush,
   isFrameError,
   parseRequest,
   type RohrpostRequest,
 } from "../../protocol/rohrpost.js";
 import { BUILTINS } from "./builtins.js";
 import { CLOSE, type CloseReason } from "./close-codes.js";
-import { frameText, pushFrame } from "./frame.js";
+import { frameText } from "./frame.js";
 import { Outbox, type FlushScheduler } from "./outbox.js";
-import { PacedStream, type StreamSink } from "./paced-stream.js";
+import { PacedStream } from "./paced-stream.js";
+import { SubscriptionSink } from "./subscription-sink.js";
 import { RequestContext } from "./request-context.js";
 
 /** What a connection needs from the transport that accepted it. */
@@ -32,8 +31,32 @@ export interface ConnectionHost {
   connectionOverflowed(conn: Connection, bufferedBytes: number): void;
 }
 
-const MAX_TIMER_MS = 2 ** 31 - 1;
-const NOOP = (): void => {};
+function noop(): void {}
+
+// The socket's listeners are shared functions that find their connection on the socket:
+// thousands of connections, no closures per connection.
+const kConnection = Symbol("tidings.connection");
+type TaggedSocket = WebSocket & { [kConnection]: Connection };
+
+function connectionOf(ws: WebSocket): Connection {
+  return (ws as TaggedSocket)[kConnection];
+}
+function onMessage(this: WebSocket, data: RawData, isBinary: boolean): void {
+  connectionOf(this).receive(data, isBinary);
+}
+function onAlive(this: WebSocket): void {
+  connectionOf(this).lastSeen = Date.now();
+}
+function onSocketError(this: WebSocket, e: Error): void {
+  const conn = connectionOf(this);
+  conn.bus.logger.debug({ err: e, connection: conn.id }, "websocket error");
+}
+function onSocketClose(this: WebSocket, code: number, reason: Buffer): void {
+  connectionOf(this).closed(code, reason.toString());
+}
+
+/** Only this tail of a token is kept, to recognise a repeated auth_jwt without verifying it again. */
+const TOKEN_TAG_LENGTH = 12;
 
 /**
  * One WebSocket speaking rohrpost: reads request frames, answers them (built-ins first,
@@ -41,10 +64,15 @@ const NOOP = (): void => {};
  * frames to the client go through one outbox, so replies and pushes keep their order.
  */
 export class Connection {
-  readonly id = randomUUID();
+  // Unique across instances (it names the claimer of commands); a flat string, unlike randomUUID's.
+  readonly id = randomBytes(12).toString("base64url");
   identity: Identity | null;
-  /** The token the identity came from, so a repeated auth_jwt is not verified again. */
-  private token: string | null;
+  /**
+   * The end of the token the identity came from (part of its signature): a repeated auth_jwt
+   * is not verified again. A different token with the same tail would keep the identity as
+   * it is, which grants nothing.
+   */
+  private tokenTag: string | null;
   private state: "open" | "closing" | "closed" = "open";
   /** Last time the peer showed life (any frame or pong). */
   lastSeen = Date.now();
@@ -53,10 +81,10 @@ export class Connection {
   private pending = 0;
   /** auth, subscribe, unsubscribe and publish run one after another, in arrival order. */
   private control: Promise<void> = Promise.resolve();
-  /** Subscribed channels, each with the stream that delivers it (a channel is in one stream). */
-  private readonly subscriptions = new Map<string, PacedStream>();
+  /** One stream per subscribe request; a channel is in one stream at most. */
+  private streams: PacedStream[] = [];
+  private channelCount = 0;
   private closeCallbacks: Array<() => void> | null = null;
-  private expiryTimer: NodeJS.Timeout | undefined;
   readonly outbox: Outbox;
 
   constructor(
@@ -68,14 +96,14 @@ export class Connection {
     token: string | null,
   ) {
     this.identity = identity;
-    this.token = token;
-    this.outbox = new Outbox(socket, host.scheduler, this.options.ws.maxBufferedBytes, (bytes) => this.overflow(bytes));
-    ws.on("message", (data, isBinary) => this.receive(data, isBinary));
-    ws.on("pong", () => (this.lastSeen = Date.now()));
-    ws.on("ping", () => (this.lastSeen = Date.now()));
-    ws.on("error", (e) => this.bus.logger.debug({ err: e, connection: this.id }, "websocket error"));
-    ws.once("close", (code, reason) => this.closed(code, reason.toString()));
-    this.armExpiry();
+    this.tokenTag = tag(token);
+    this.outbox = new Outbox(socket, host.scheduler, this.options.ws.maxBufferedBytes, this);
+    (ws as TaggedSocket)[kConnection] = this;
+    ws.on("message", onMessage);
+    ws.on("pong", onAlive);
+    ws.on("ping", onAlive);
+    ws.on("error", onSocketError);
+    ws.once("close", onSocketClose);
   }
 
   get server(): ServerContext {
@@ -90,13 +118,15 @@ export class Connection {
     return this.host.server.options;
   }
 
+  /** Channels subscribed. */
   get subscriptionCount(): number {
-    return this.subscriptions.size;
+    return this.channelCount;
   }
 
   // ---- incoming ------------------------------------------------------------------------------
 
-  private receive(data: RawData, isBinary: boolean): void {
+  /** A frame from the client (the socket's message listener). */
+  receive(data: RawData, isBinary: boolean): void {
     if (this.state !== "open") return;
     const now = Date.now();
     this.lastSeen = now;
@@ -147,7 +177,7 @@ export class Connection {
     const gate = this.control;
     if (req.authJwt !== null) {
       const token = req.authJwt;
-      this.control = gate.then(() => this.adoptToken(token).then(NOOP, NOOP));
+      this.control = gate.then(() => this.adoptToken(token).then(noop, noop));
     }
     void gate.then(() => this.run(ctx, () => handler!(ctx, req), true));
   }
@@ -178,7 +208,7 @@ export class Connection {
   // ---- identity ------------------------------------------------------------------------------
 
   private async adoptToken(token: string): Promise<void> {
-    if (token === this.token && this.identity !== null) return;
+    if (this.identity !== null && tag(token) === this.tokenTag) return;
     const identity = await this.server.authenticator.fromToken(this.db, token, "jwt");
     await this.adopt(identity, token);
   }
@@ -194,31 +224,20 @@ export class Connection {
       throw new TidingsError("TIDINGS_ERR_AUTH_INVALID", "This connection belongs to another user; open a new connection for this one.");
     }
     const dropped: string[] = [];
-    for (const channel of [...this.subscriptions.keys()]) {
+    for (const channel of this.channels()) {
       if (!(await this.bus.access.canRead(this.db, identity, channel))) dropped.push(channel);
     }
     if (this.state !== "open") return dropped;
     this.unsubscribe(dropped);
     this.identity = identity;
-    this.token = token;
-    this.armExpiry();
+    this.tokenTag = tag(token);
     return dropped;
   }
 
-  private armExpiry(): void {
-    clearTimeout(this.expiryTimer);
-    this.expiryTimer = undefined;
+  /** Called about every second by the transport: closes once the credentials have expired. */
+  checkExpiry(now: number): void {
     const at = this.identity?.expiresAt;
-    if (at === null || at === undefined || this.state !== "open") return;
-    this.expiryTimer = setTimeout(
-      () => {
-        const expiresAt = this.identity?.expiresAt;
-        if (expiresAt !== null && expiresAt !== undefined && expiresAt <= Date.now()) this.close(CLOSE.AUTH_EXPIRED);
-        else this.armExpiry();
-      },
-      Math.min(Math.max(0, at - Date.now()), MAX_TIMER_MS),
-    );
-    this.expiryTimer.unref();
+    if (at !== null && at !== undefined && at <= now) this.close(CLOSE.AUTH_EXPIRED);
   }
 
   // ---- subscriptions -------------------------------------------------------------------------
@@ -230,68 +249,65 @@ export class Connection {
    */
   subscribe(channels: readonly string[], after: string | null, started: (gap: boolean) => void): Promise<void> {
     if (this.state !== "open") return Promise.resolve();
-    const fresh = channels.filter((c) => !this.subscriptions.has(c));
+    const fresh = channels.filter((c) => this.streamOf(c) === undefined);
     if (fresh.length === 0) {
       started(false);
       return Promise.resolve();
     }
     const max = this.options.ws.maxSubscriptions;
-    if (this.subscriptions.size + fresh.length > max) {
+    if (this.channelCount + fresh.length > max) {
       throw new TidingsError("TIDINGS_ERR_CHANNEL_TOO_MANY", `At most ${max} channels per connection.`, { details: { max } });
     }
     const log = this.bus.log(this.db);
     return new Promise<void>((resolve, reject) => {
-      let begun = false;
-      const outbox = this.outbox;
-      const sink: StreamSink = {
-        start: (gap) => {
-          begun = true;
-          started(gap);
-          resolve();
-        },
-        message: (m, gap) => outbox.push(gap ? frameText(encodePush(m.channel, m.id, m.json, true)) : pushFrame(m), true),
-        gap: (chs) => {
-          for (const c of chs) outbox.push(frameText(encodeGapPush(c)), false);
-        },
-        flush: NOOP,
-        writable: () => outbox.writable(this.lowWater()),
-        error: (e) => {
-          this.forget(stream);
-          if (!begun) {
-            begun = true;
-            reject(e);
-            return;
-          }
-          this.bus.logger.error({ err: e, connection: this.id }, "catch-up read failed");
-          this.close(CLOSE.INTERNAL);
-        },
-        // Unsubscribed (or closed) before the first read came back: the request is done.
-        end: () => {
-          if (begun) return;
-          begun = true;
-          resolve();
-        },
-      };
+      const sink = new SubscriptionSink(this, { started, resolve, reject });
       const stream = new PacedStream(log, new Set(fresh), after, sink, this.pageSize());
-      for (const c of fresh) this.subscriptions.set(c, stream);
+      sink.stream = stream;
+      this.streams.push(stream);
+      this.channelCount += fresh.length;
     });
+  }
+
+  /** A subscription's catch-up read failed after its reply: the client must resume elsewhere. */
+  streamFailed(stream: PacedStream, error: unknown, replied: boolean): void {
+    this.forget(stream);
+    if (!replied) return;
+    this.bus.logger.error({ err: error, connection: this.id }, "catch-up read failed");
+    this.close(CLOSE.INTERNAL);
   }
 
   unsubscribe(channels: readonly string[]): void {
     const byStream = new Map<PacedStream, string[]>();
     for (const c of channels) {
-      const stream = this.subscriptions.get(c);
+      const stream = this.streamOf(c);
       if (stream === undefined) continue;
-      this.subscriptions.delete(c);
       const list = byStream.get(stream);
       if (list === undefined) byStream.set(stream, [c]);
-      else list.push(c);
+      else if (!list.includes(c)) list.push(c);
     }
-    for (const [stream, list] of byStream) stream.removeChannels(list);
+    for (const [stream, list] of byStream) {
+      this.channelCount -= list.length;
+      if (stream.removeChannels(list)) this.streams.splice(this.streams.indexOf(stream), 1);
+    }
+  }
+
+  /** The stream delivering `channel`. A scan: a connection has few streams (at most ws.maxSubscriptions). */
+  private streamOf(channel: string): PacedStream | undefined {
+    for (const s of this.streams) if (s.channels.has(channel)) return s;
+    return undefined;
+  }
+
+  private channels(): string[] {
+    const out: string[] = [];
+    for (const s of this.streams) for (const c of s.channels) out.push(c);
+    return out;
   }
 
   private forget(stream: PacedStream): void {
-    for (const c of stream.channels) if (this.subscriptions.get(c) === stream) this.subscriptions.delete(c);
+    const i = this.streams.indexOf(stream);
+    if (i < 0) return;
+    this.streams.splice(i, 1);
+    this.channelCount -= stream.channels.size;
   }
 
   /** Catch-up pages sized so that one page of the largest messages stays under half the send cap. */
@@ -300,13 +316,14 @@ export class Connection {
     return Math.max(8, Math.min(500, Math.floor(this.options.ws.maxBufferedBytes / 2 / perMessage)));
   }
 
-  private lowWater(): number {
+  lowWater(): number {
     return Math.max(16 * 1024, Math.floor(this.options.ws.maxBufferedBytes / 4));
   }
 
   private stopStreams(): void {
-    const streams = new Set(this.subscriptions.values());
-    this.subscriptions.clear();
+    const streams = this.streams;
+    this.streams = [];
+    this.channelCount = 0;
     for (const s of streams) s.close();
   }
 
@@ -347,23 +364,23 @@ export class Connection {
     if (this.state !== "open") return;
     this.state = "closing";
     this.stopStreams();
-    clearTimeout(this.expiryTimer);
     this.outbox.finish();
     this.ws.close(reason.code, reason.reason);
   }
 
-  private overflow(bufferedBytes: number): void {
+  /** The outbox passed ws.maxBufferedBytes: the client is not reading. */
+  overflowed(bufferedBytes: number): void {
     if (this.state !== "open") return;
     this.host.connectionOverflowed(this, bufferedBytes);
     this.close(CLOSE.SLOW_CONSUMER);
   }
 
-  private closed(code: number, reason: string): void {
+  /** The socket is gone (the socket's close listener). */
+  closed(code: number, reason: string): void {
     if (this.state === "closed") return;
     this.state = "closed";
     this.stopStreams();
     this.outbox.stop();
-    clearTimeout(this.expiryTimer);
     const callbacks = this.closeCallbacks ?? [];
     this.closeCallbacks = null;
     for (const cb of callbacks) this.runCallback(cb);
@@ -377,6 +394,11 @@ export class Connection {
       this.bus.logger.error({ err: e, connection: this.id }, "onClose callback failed");
     }
   }
+}
+
+/** A short copy of a token's end (short slices are copied, so the request URL is not kept alive). */
+function tag(token: string | null): string | null {
+  return token === null ? null : token.slice(-TOKEN_TAG_LENGTH);
 }
 
 function toBuffer(data: RawData): Buffer {

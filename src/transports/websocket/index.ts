@@ -19,6 +19,8 @@ export interface WebSocketEvents {
 
 /** How long a closing handshake may take before the socket is destroyed. */
 const CLOSE_TIMEOUT_MS = 5_000;
+/** How often expired credentials are looked for (connections close at most this late). */
+const EXPIRY_SWEEP_MS = 1_000;
 
 /**
  * The WebSocket transport: `GET /<db>/ws` upgrades to rohrpost connections. Holds the
@@ -30,6 +32,7 @@ export class WebSocketTransport extends EventEmitter<WebSocketEvents> implements
   private readonly connections = new Set<Connection>();
   readonly scheduler: FlushScheduler;
   private readonly heartbeatTimer: NodeJS.Timeout;
+  private readonly expiryTimer: NodeJS.Timeout;
   private stopped = false;
 
   constructor(readonly server: ServerContext) {
@@ -50,6 +53,12 @@ export class WebSocketTransport extends EventEmitter<WebSocketEvents> implements
       for (const c of this.connections) c.heartbeat(now, opts.pingIntervalMs);
     }, opts.pingIntervalMs);
     this.heartbeatTimer.unref();
+    // One sweep for every connection's credentials rather than a timer per connection.
+    this.expiryTimer = setInterval(() => {
+      const now = Date.now();
+      for (const c of this.connections) c.checkExpiry(now);
+    }, EXPIRY_SWEEP_MS);
+    this.expiryTimer.unref();
     server.onDrain(() => this.shutdown());
   }
 
@@ -107,6 +116,7 @@ export class WebSocketTransport extends EventEmitter<WebSocketEvents> implements
     if (this.stopped) return;
     this.stopped = true;
     clearInterval(this.heartbeatTimer);
+    clearInterval(this.expiryTimer);
     for (const c of this.connections) c.close(CLOSE.SHUTDOWN);
     this.scheduler.close();
   }

@@ -52,12 +52,13 @@ export class Outbox {
   private dirty = false;
   private stopped = false;
   private waiters: Array<() => void> | null = null;
+  private onDrain: (() => void) | null = null;
 
   constructor(
     private readonly socket: Duplex,
     private readonly scheduler: FlushScheduler,
     private readonly cap: number,
-    private readonly onOverflow: (bufferedBytes: number) => void,
+    private readonly owner: { overflowed(bufferedBytes: number): void },
   ) {}
 
   /** Queues a complete frame; `message` counts it as a delivered message (not a reply). */
@@ -114,17 +115,19 @@ export class Outbox {
     return new Promise<void>((resolve) => {
       if (this.waiters === null) {
         this.waiters = [];
-        this.socket.once("drain", this.wake);
+        // Made on first need only: most sockets never wait.
+        this.onDrain ??= () => this.wake();
+        this.socket.once("drain", this.onDrain);
       }
       this.waiters.push(resolve);
     });
   }
 
-  private readonly wake = (): void => {
+  private wake(): void {
     const list = this.waiters ?? [];
     this.waiters = null;
     for (const w of list) w();
-  };
+  }
 
   /** Writes what is queued and accepts nothing more (closing). */
   finish(): void {
@@ -139,12 +142,12 @@ export class Outbox {
     this.queue.length = 0;
     this.bytes = 0;
     this.messages = 0;
-    this.socket.off("drain", this.wake);
+    if (this.onDrain !== null) this.socket.off("drain", this.onDrain);
     this.wake();
   }
 
   private overflow(bufferedBytes: number): void {
     this.stop();
-    this.onOverflow(bufferedBytes);
+    this.owner.overflowed(bufferedBytes);
   }
 }

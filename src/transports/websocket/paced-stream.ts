@@ -27,10 +27,11 @@ export interface StreamSink {
  * during catch-up (a resume across a long backlog must not fill the send buffer) and
  * channels that can be removed while it runs.
  */
-export class PacedStream {
+export class PacedStream implements Listener {
   private closed = false;
   private live = false;
-  readonly listener: Listener;
+  /** Last message delivered (the log advances it for live messages). */
+  cursor: string | null;
 
   constructor(
     private readonly log: DbLog,
@@ -40,17 +41,17 @@ export class PacedStream {
     private readonly sink: StreamSink,
     private readonly pageSize: number,
   ) {
-    this.listener = {
-      channels,
-      cursor: after,
-      push: (m) => sink.message(m, false),
-      flush: () => sink.flush(),
-    };
+    this.cursor = after;
     void this.catchUp(after);
   }
 
-  get cursor(): string | null {
-    return this.listener.cursor;
+  // The stream is its own listener: methods, not closures, as thousands of streams may be open.
+  push(m: StoredMessage): void {
+    this.sink.message(m, false);
+  }
+
+  flush(): void {
+    this.sink.flush();
   }
 
   private async catchUp(after: string | null): Promise<void> {
@@ -59,9 +60,9 @@ export class PacedStream {
     try {
       for (;;) {
         // With nothing left to catch up, fetch registers our listener in the same tick.
-        const res = await this.log.fetch(this.channels, cursor, this.pageSize, this.listener);
+        const res = await this.log.fetch(this.channels, cursor, this.pageSize, this);
         if (this.closed) {
-          this.log.removeListener(this.listener);
+          this.log.removeListener(this);
           return;
         }
         let gap = res.gap;
@@ -76,7 +77,7 @@ export class PacedStream {
           return;
         }
         cursor = res.messages[res.messages.length - 1]!.id;
-        this.listener.cursor = cursor;
+        this.cursor = cursor;
         for (const m of res.messages) {
           // A channel removed while this page was read is not delivered.
           if (!this.channels.has(m.channel)) continue;
@@ -97,20 +98,20 @@ export class PacedStream {
 
   /** Stops delivering `channels`; true when none is left (the stream is then closed). */
   removeChannels(channels: Iterable<string>): boolean {
-    if (this.live) this.log.removeListener(this.listener);
+    if (this.live) this.log.removeListener(this);
     for (const c of channels) this.channels.delete(c);
     if (this.channels.size === 0) {
       this.close();
       return true;
     }
-    if (this.live) this.log.addListener(this.listener);
+    if (this.live) this.log.addListener(this);
     return false;
   }
 
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    if (this.live) this.log.removeListener(this.listener);
+    if (this.live) this.log.removeListener(this);
     this.sink.end?.();
   }
 }

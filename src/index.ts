@@ -1,5 +1,12 @@
 // The public surface of the `tidings` package: everything else is internal.
 export { createBus, Bus, type BusInput, type PublishItem } from "./core/bus.js";
+export {
+  publishInTransaction,
+  publishManyInTransaction,
+  isTransactionalStore,
+  type TransactionalStore,
+  type SqlHandle,
+} from "./core/transactional.js";
 export { createServer, TidingsServer, type ServerInput } from "./server.js";
 export { resolveOptions, DEFAULTS, type TidingsOptions, type TidingsOptionsInput } from "./options.js";
 export { TidingsError, ERRORS, type ErrorCode } from "./errors.js";
@@ -21,3 +28,6 @@ export {
 export { outcomeValue, type CommandProxy } from "./commands/proxy.js";
 export type { CommandRecord, CommandState, CommandError } from "./stores/store.js";
 export type { CommandView, CommandDelivery } from "./protocol/commands.js";
+export type { Handler, HandlerContext, HandlerRequest } from "./core/handlers.js";
+export { CLOSE as WS_CLOSE_CODES } from "./transports/websocket/close-codes.js";
+export type { WebSocketTransport, WebSocketEvents } from "./transports/websocket/index.js";

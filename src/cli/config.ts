@@ -349,13 +349,30 @@ export function formatBytes(n: number): string {
   return String(n);
 }
 
+function placeholder(kind: OptionKind): string {
+  if (kind === "databases" || kind === "list") return "list";
+  if (kind === "json") return "json";
+  if (kind === "duration") return "duration";
+  if (kind === "bytes") return "size";
+  return "value";
+}
+
+const GROUP_TITLES: Record<string, string> = { ws: "WebSocket", commands: "Command" };
+
+function helpGroup(key: string): string {
+  const dot = key.indexOf(".");
+  if (dot < 0) return "Server options:";
+  const group = key.slice(0, dot);
+  return `${GROUP_TITLES[group] ?? group[0]!.toUpperCase() + group.slice(1)} options:`;
+}
+
 /** Adds `--config` and every server-option flag to a command (`serve`). */
 export function addServerOptions(cmd: Command): Command {
   addConfigOption(cmd);
   for (const spec of OPTION_SPECS) {
     cmd.addOption(
-      new Option(`${spec.flag} <${spec.kind === "databases" || spec.kind === "list" ? "list" : spec.kind === "json" ? "json" : "value"}>`, `${spec.description} [${spec.env}; default: ${defaultText(spec)}]`).helpGroup(
-        spec.key.includes(".") ? `${spec.key.slice(0, spec.key.indexOf(".")) === "ws" ? "WebSocket" : "Command"} options:` : "Server options:",
+      new Option(`${spec.flag} <${placeholder(spec.kind)}>`, `${spec.description} [${spec.env}; default: ${defaultText(spec)}]`).helpGroup(
+        helpGroup(spec.key),
       ),
     );
   }

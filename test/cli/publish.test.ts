@@ -9,11 +9,13 @@ describe("tidings publish, notify and tail", () => {
   let server: Served | undefined;
   let remote: string[] = [];
   let subscriber = "";
+  let publisher = "";
 
   before(async () => {
     server = await serve(["--data-dir", dir.path, "--store", `sqlite:${join(dir.path, "t.db")}`, "--databases", "test"]);
     remote = ["--url", server.url, "--data-dir", dir.path, "--db", "test"];
     subscriber = (await runCli(["token", "--data-dir", dir.path, "--db", "test", "--user", "7"])).stdout.trim();
+    publisher = (await runCli(["token", "--data-dir", dir.path, "--db", "test", "--user", "app", "--role", "publisher"])).stdout.trim();
   });
   after(async () => {
     await server?.stop("SIGKILL");
@@ -21,6 +23,9 @@ describe("tidings publish, notify and tail", () => {
   });
 
   const poll = (last: string | null) => post(`${server!.url}/test/bus`, subscriber, { last_message: last, channels: ["user:7"] });
+  // Setup publishes go straight to HTTP: only the command under test is spawned.
+  const publish = async (channel: string, message: unknown) =>
+    ((await post(`${server!.url}/test/publish`, publisher, { channel, message })).body as { message_id: string }).message_id;
 
   it("publishes the argument and prints the message_id a subscriber receives", async () => {
     const res = await runCli(["publish", ...remote, "--channel", "user:7", '{"type":"invoice","id":42,"message_id":"mine"}']);
@@ -42,7 +47,7 @@ describe("tidings publish, notify and tail", () => {
   });
 
   it("notify prints the message_id of the notification the user receives", async () => {
-    const marker = (await runCli(["publish", ...remote, "--channel", "user:7", '{"type":"marker"}'])).stdout.trim();
+    const marker = await publish("user:7", { type: "marker" });
     const res = await runCli(["notify", ...remote, "--user", "7", "--title", "Invoice paid", "--body", "INV-42\nthanks", "--priority", "2"]);
     assert.equal(res.code, 0, res.stderr);
     const id = res.stdout.trim();
@@ -62,8 +67,8 @@ describe("tidings publish, notify and tail", () => {
   });
 
   it("tail prints the messages after --last-message, then live ones, as JSON lines", async () => {
-    const a = (await runCli(["publish", ...remote, "--channel", "tail-test", '{"type":"a"}'])).stdout.trim();
-    const b = (await runCli(["publish", ...remote, "--channel", "tail-test", '{"type":"b"}'])).stdout.trim();
+    const a = await publish("tail-test", { type: "a" });
+    const b = await publish("tail-test", { type: "b" });
     const child = spawn(process.execPath, [CLI, "tail", ...remote, "--channels", "tail-test,other", "--last-message", a, "--count", "2"], {
       env: cleanEnv(),
       stdio: ["ignore", "pipe", "pipe"],
@@ -76,7 +81,7 @@ describe("tidings publish, notify and tail", () => {
     try {
       // After printing b the tail parks; a message published then is delivered live.
       await parkedPolls(server!.url, 1);
-      const c = (await runCli(["publish", ...remote, "--channel", "tail-test", '{"type":"c","x":[1,{"y":null}]}'])).stdout.trim();
+      const c = await publish("tail-test", { type: "c", x: [1, { y: null }] });
       assert.equal(await exited, 0, stderr);
       assert.equal(
         stdout,

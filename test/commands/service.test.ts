@@ -119,6 +119,32 @@ for (const engine of ENGINES) {
       ]);
     });
 
+    it("expires a pending command nobody claimed, and a delivered one nobody started", async () => {
+      const pending = await bus.commands.send(DB, "bot:nobody", "x", [], { timeoutMs: 30 });
+      const delivered = await bus.commands.send(DB, "bot:idle", "x", [], { timeoutMs: 30 });
+      await bus.commands.claim(DB, "bot:idle", "conn-1", 1);
+      const [p, d] = await Promise.all([pending.outcome, delivered.outcome]);
+      assert.deepEqual([p.state, p.attempts, p.deliveredAt], ["expired", 0, null]);
+      assert.deepEqual([d.state, d.attempts, d.startedAt, d.claimedBy], ["expired", 1, null, null]);
+      assert.deepEqual(await bus.commands.claim(DB, "bot:nobody", "conn-1", 1), [], "an expired command is not delivered");
+    });
+
+    it("expires instead of delivering a command found past its deadline", async () => {
+      // Stored straight into the store, as one whose deadline passed while no timer ran.
+      const now = Date.now();
+      const { command } = await bus.store.createCommand(DB, {
+        id: "stale-1",
+        address: "bot:stale",
+        method: "x",
+        args: "[]",
+        deadline: now - 1,
+        idempotencyKey: null,
+        now: now - 10,
+      });
+      assert.deepEqual(await bus.commands.claim(DB, "bot:stale", "conn-1", 5), []);
+      assert.equal((await bus.commands.get(DB, command.id)).state, "expired");
+    });
+
     it("expires a command whose deadline passes without an outcome, on time", async () => {
       const { command, outcome } = await bus.commands.send(DB, "bot:late", "never", [], { timeoutMs: 50 });
       await bus.commands.claim(DB, "bot:late", "conn-1", 1);

@@ -8,7 +8,7 @@ export function serveRunner(port: number): void {
     if (msg.cmd === "mem") {
       (globalThis as { gc?: () => void }).gc?.();
       const m = process.memoryUsage();
-      send({ type: "mem", rss: m.rss, heapUsed: m.heapUsed, external: m.external, arrayBuffers: m.arrayBuffers });
+      send({ type: "mem", rss: m.rss, heapTotal: m.heapTotal, heapUsed: m.heapUsed, external: m.external, arrayBuffers: m.arrayBuffers });
     } else if (msg.cmd === "cpu") {
       const c = process.cpuUsage();
       send({ type: "cpu", micros: c.user + c.system });

@@ -110,6 +110,8 @@ export class PostgresStore implements Store {
     clearInterval(opened.poll);
     // Unlisten first so that postgres.js does not try to re-LISTEN as its connection closes.
     await opened.unlisten().catch(() => {});
+    // The timeout matters: in postgres.js 3.4.9 a connection whose backend died under a
+    // query never ends on its own (porsager/postgres#1097); it is destroyed after 5 s.
     await opened.sql.end({ timeout: 5 });
   }
 

@@ -57,7 +57,6 @@ async function retryReads<T>(run: () => Promise<T>, attempts = 3): Promise<T> {
       return await run();
     } catch (err) {
       if (i >= attempts || !connectionLost(err)) throw err;
-      console.error("RETRY", (err as {code?: string}).code);
     }
   }
 }

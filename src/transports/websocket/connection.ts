@@ -103,7 +103,7 @@ export class Connection {
     ws.on("pong", onAlive);
     ws.on("ping", onAlive);
     ws.on("error", onSocketError);
-    ws.once("close", onSocketClose);
+    ws.on("close", onSocketClose); // emitted once; `on` spares the wrapper `once` allocates
   }
 
   get server(): ServerContext {

@@ -97,6 +97,7 @@ export class WebSocketTransport extends EventEmitter<WebSocketEvents> implements
       const conn = new Connection(this, ws, socket, up.db, up.identity, up.token);
       this.connections.add(conn);
       this.server.bus.metrics.connections.inc({ transport: "websocket" });
+      this.server.bus.logger.debug({ connection: conn.id, db: up.db, user: up.identity?.user ?? null }, "websocket open");
       this.emit("connection:open", { id: conn.id, db: up.db, user: up.identity?.user ?? null });
     });
   }
@@ -104,10 +105,12 @@ export class WebSocketTransport extends EventEmitter<WebSocketEvents> implements
   connectionClosed(conn: Connection, code: number, reason: string): void {
     if (!this.connections.delete(conn)) return;
     this.server.bus.metrics.connections.dec({ transport: "websocket" });
+    this.server.bus.logger.debug({ connection: conn.id, code, reason }, "websocket closed");
     this.emit("connection:close", { id: conn.id, code, reason });
   }
 
   connectionOverflowed(conn: Connection, bufferedBytes: number): void {
+    this.server.bus.logger.warn({ connection: conn.id, bufferedBytes }, "websocket client not reading: closed with 4008");
     this.emit("connection:overflow", { id: conn.id, bufferedBytes });
   }
 

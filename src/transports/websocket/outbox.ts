@@ -86,6 +86,10 @@ export class Outbox {
     const n = q.length;
     if (n === 0 || this.stopped) return 0;
     const socket = this.socket;
+    if (socket.destroyed) {
+      this.stop();
+      return 0;
+    }
     if (n === 1) {
       socket.write(q[0]!);
     } else {

@@ -12,13 +12,14 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { Agent, request } from "node:http";
-import { tmpdir } from "node:os";
+import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { signToken } from "../../src/auth/tokens.js";
 import { createServer, type TidingsServer } from "../../src/server.js";
+import { cpuMs } from "../longpoll/proc-stats.js";
 import { BENCH_SECRET, benchServerOptions } from "./options.js";
 
 const { values } = parseArgs({
@@ -54,17 +55,22 @@ function child(script: string, args: string[]): { proc: ChildProcess; firstLine:
 
 let server: TidingsServer | null = null;
 let url: string;
+let serverPid = process.pid;
 if (sender === "api") {
   server = await createServer(benchServerOptions(store));
   await server.listen(0, "127.0.0.1");
   url = server.url;
 } else {
-  url = await child("server.ts", [store]).firstLine;
+  const c = child("server.ts", [store]);
+  url = await c.firstLine;
+  serverPid = c.proc.pid!;
 }
 
 const botToken = await signToken(BENCH_SECRET, { db: "bench", user: "bot", addresses: ["bench:*"] });
 const publisherToken = await signToken(BENCH_SECRET, { db: "bench", user: "app", role: "publisher" });
-await child("client.ts", [url, botToken, address, transport]).firstLine;
+const clientProc = child("client.ts", [url, botToken, address, transport]);
+await clientProc.firstLine;
+const clientPid = clientProc.proc.pid!;
 
 const agent = new Agent({ keepAlive: true, maxSockets: 256 });
 const target = new URL(`${url}/bench/commands?wait=30`);
@@ -138,7 +144,14 @@ function pct(sorted: number[], q: number): number {
 
 try {
   await phase(warmup);
+  const cpuBefore = { server: cpuMs(serverPid), client: cpuMs(clientPid) };
   const { latencies, failures, elapsed } = await phase(duration);
+  const done = Math.max(1, latencies.length);
+  // Per command, in µs: the server's (with the sender, when it shares its process) and the client's.
+  const cpu = {
+    server: Math.round(((cpuMs(serverPid) - cpuBefore.server) * 1000) / done),
+    client: Math.round(((cpuMs(clientPid) - cpuBefore.client) * 1000) / done),
+  };
   latencies.sort((a, b) => a - b);
   const f = (ms: number): string => ms.toFixed(2);
   const result = {
@@ -153,10 +166,13 @@ try {
     p90: f(pct(latencies, 0.9)),
     p99: f(pct(latencies, 0.99)),
     max: f(latencies[latencies.length - 1] ?? NaN),
+    serverCpuUs: cpu.server,
+    clientCpuUs: cpu.client,
+    load: loadavg()[0]!.toFixed(1),
   };
   process.stdout.write(`${JSON.stringify(result)}\n`);
   process.stdout.write(
-    `| ${transport} | ${result.store} | ${sender} | ${rate} | ${result.perSecond} | ${result.p50} | ${result.p90} | ${result.p99} | ${result.max} | ${failures} |\n`,
+    `| ${transport} | ${result.store} | ${sender} | ${rate} | ${result.perSecond} | ${result.p50} | ${result.p90} | ${result.p99} | ${result.max} | ${failures} | ${cpu.server} | ${cpu.client} | ${result.load} |\n`,
   );
 } finally {
   for (const c of children) c.kill("SIGTERM");

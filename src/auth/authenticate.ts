@@ -2,6 +2,7 @@ import type { IncomingHttpHeaders } from "node:http";
 import type { Identity } from "../core/identity.js";
 import { TidingsError } from "../errors.js";
 import { verifyToken } from "./tokens.js";
+import { TokenCache } from "./token-cache.js";
 import { parseSessionHeader, type SessionVerifier } from "./tryton-session.js";
 
 export interface AuthOptions {
@@ -16,6 +17,8 @@ export interface AuthOptions {
  * WebSocket `auth` frame, an EventSource `?token=`). Deny by default.
  */
 export class Authenticator {
+  private readonly verified = new TokenCache();
+
   constructor(private readonly options: AuthOptions) {}
 
   async fromHeaders(db: string, headers: IncomingHttpHeaders, queryToken?: string | null): Promise<Identity> {
@@ -35,7 +38,13 @@ export class Authenticator {
   }
 
   async fromToken(db: string, token: string, via: Identity["via"] = "jwt"): Promise<Identity> {
-    const identity = await verifyToken(this.options.secret, token, via);
+    const key = via === "cookie" ? `c\u0000${token}` : token;
+    let identity = this.verified.get(key);
+    if (identity === undefined) {
+      // Expired, forged and malformed tokens throw here and are never cached.
+      identity = await verifyToken(this.options.secret, token, via);
+      this.verified.set(key, identity);
+    }
     return checkDb(db, identity);
   }
 

@@ -1,0 +1,41 @@
+import { describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { TokenCache } from "../../src/auth/token-cache.js";
+import { Authenticator } from "../../src/auth/authenticate.js";
+import { signToken } from "../../src/auth/tokens.js";
+import type { Identity } from "../../src/core/identity.js";
+
+const SECRET = "token-cache-secret-token-cache-secret-0123";
+
+function identity(expiresAt: number | null): Identity {
+  return { user: "7", db: "test", role: "subscriber", channels: [], addresses: [], expiresAt, via: "jwt" };
+}
+
+describe("verified token cache", () => {
+  it("serves a verified token until it expires, then forgets it", () => {
+    const cache = new TokenCache();
+    const now = 1_000_000;
+    cache.set("t", identity(now + 1000));
+    assert.equal(cache.get("t", now)?.user, "7");
+    assert.equal(cache.get("t", now + 1000), undefined, "expired at its exp");
+    assert.equal(cache.get("t", now), undefined, "and gone for good");
+  });
+
+  it("keeps at most its bound, dropping the oldest", () => {
+    const cache = new TokenCache(2);
+    cache.set("a", identity(null));
+    cache.set("b", identity(null));
+    cache.set("c", identity(null));
+    assert.equal(cache.get("a"), undefined);
+    assert.ok(cache.get("b") && cache.get("c"));
+  });
+
+  it("still checks the database on a cached token, and never caches a forged one", async () => {
+    const auth = new Authenticator({ secret: SECRET, sessionCookie: "s" });
+    const token = await signToken(SECRET, { db: "test", user: "7" });
+    assert.equal((await auth.fromToken("test", token)).user, "7");
+    await assert.rejects(auth.fromToken("other", token), { code: "TIDINGS_ERR_AUTH_WRONG_DB" });
+    const forged = await signToken("another-secret-another-secret-0123456789", { db: "test", user: "7" });
+    for (let i = 0; i < 2; i++) await assert.rejects(auth.fromToken("test", forged), { code: "TIDINGS_ERR_AUTH_INVALID" });
+  });
+});

@@ -40,6 +40,18 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  private readonly deliveredChildren = new Map<string, { inc(n: number): void }>();
+
+  /** The delivered counter of one transport, bound once: label lookups per response add up. */
+  deliveredVia(transport: string): { inc(n: number): void } {
+    let child = this.deliveredChildren.get(transport);
+    if (child === undefined) {
+      child = this.delivered.labels(transport);
+      this.deliveredChildren.set(transport, child);
+    }
+    return child;
+  }
+
   constructor(options: { defaults?: boolean } = {}) {
     if (options.defaults !== false) collectDefaultMetrics({ register: this.registry, prefix: "tidings_process_" });
   }

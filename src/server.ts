@@ -124,16 +124,27 @@ export class TidingsServer implements ServerContext {
     try {
       if (handlePreflight(req, res, corsOrigins)) return;
       applyCors(req, res, corsOrigins);
-      const url = new URL(req.url ?? "/", "http://localhost");
+      const raw = req.url ?? "/";
+      const q = raw.indexOf("?");
+      const pathname = q < 0 ? raw : raw.slice(0, q);
       if (this.draining) {
         res.setHeader("connection", "close");
         // Probes keep their own answers while draining (/readyz: 503 {"status":"draining"}).
-        if (url.pathname !== "/readyz" && url.pathname !== "/healthz") throw new TidingsError("TIDINGS_ERR_SHUTTING_DOWN");
+        if (pathname !== "/readyz" && pathname !== "/healthz") throw new TidingsError("TIDINGS_ERR_SHUTTING_DOWN");
       }
-      const match = this.router.match(req.method ?? "GET", url.pathname);
+      const match = this.router.match(req.method ?? "GET", pathname);
       if (match === null) throw new TidingsError("TIDINGS_ERR_NOT_FOUND");
       if (match === "method") throw new TidingsError("TIDINGS_ERR_REQUEST_METHOD");
-      await match.handler({ req, res, url, params: match.params });
+      // The URL object is built only for the routes that read the query string.
+      let url: URL | undefined;
+      await match.handler({
+        req,
+        res,
+        params: match.params,
+        get url() {
+          return (url ??= new URL(raw, "http://localhost"));
+        },
+      });
     } catch (error) {
       const e = toTidingsError(error);
       if (e.status >= 500 && e.code !== "TIDINGS_ERR_SHUTTING_DOWN" && e.code !== "TIDINGS_ERR_DB_BUS_DISABLED") {

@@ -1,10 +1,18 @@
 import { connect, type Socket } from "node:net";
 
 /**
+ * Every socket of the process reads into this one buffer (node's `onread`, which skips the
+ * stream machinery and a buffer allocation per read); what is parsed is used before the
+ * next read, and an incomplete frame is copied out.
+ */
+const READ_BUFFER = Buffer.allocUnsafe(256 * 1024);
+
+/**
  * A minimal WebSocket client on a raw TCP socket: a hand-written upgrade and a frame
  * parser that only looks at headers, so that a subscriber costs far less CPU per message
  * than any server under test (otherwise the benchmark would measure the clients).
- * Text frames are handed over as (buffer, start, end) without copying or decoding.
+ * Text frames are handed over as (buffer, start, end) without copying or decoding; the
+ * buffer is only valid during the call.
  */
 export class RawClient {
   private rest: Buffer | null = null;
@@ -18,8 +26,20 @@ export class RawClient {
   /** Connects and upgrades; `onText` is set first, as frames may arrive with the upgrade response. */
   static open(port: number, path: string, onText: RawClient["onText"], host = "127.0.0.1"): Promise<RawClient> {
     return new Promise((resolve, reject) => {
-      const socket = connect({ port, host, noDelay: true });
-      const client = new RawClient(socket);
+      let client!: RawClient;
+      const socket = connect({
+        port,
+        host,
+        noDelay: true,
+        onread: {
+          buffer: READ_BUFFER,
+          callback: (n: number, buf: Uint8Array) => {
+            client.onRead(buf as Buffer, n);
+            return true;
+          },
+        },
+      });
+      client = new RawClient(socket);
       client.onText = onText;
       socket.once("connect", () => {
         socket.write(
@@ -27,9 +47,8 @@ export class RawClient {
             "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
         );
       });
-      socket.on("data", (chunk: Buffer) => {
-        if (client.upgraded) return client.receive(chunk);
-        client.head = client.head === null ? chunk : Buffer.concat([client.head, chunk]);
+      client.onHead = (chunk: Buffer) => {
+        client.head = client.head === null ? Buffer.from(chunk) : Buffer.concat([client.head, chunk]);
         const end = client.head.indexOf("\r\n\r\n");
         if (end < 0) return;
         const status = client.head.subarray(0, client.head.indexOf("\r\n")).toString("latin1");
@@ -44,10 +63,18 @@ export class RawClient {
         client.head = null;
         resolve(client);
         if (tail.length > 0) client.receive(tail);
-      });
+      };
       socket.once("error", reject);
       socket.once("close", () => client.onClose());
     });
+  }
+
+  private onHead: (chunk: Buffer) => void = () => {};
+
+  private onRead(buf: Buffer, n: number): void {
+    const chunk = buf.subarray(0, n);
+    if (this.upgraded) this.receive(chunk);
+    else this.onHead(chunk);
   }
 
   private receive(chunk: Buffer): void {
@@ -79,7 +106,8 @@ export class RawClient {
       else if (op === 8) this.socket.end();
       off = start + len;
     }
-    if (off < n) this.rest = buf.subarray(off);
+    // The read buffer is shared: keep a copy of an incomplete frame.
+    if (off < n) this.rest = Buffer.from(buf.subarray(off));
   }
 
   /** A masked client frame with a zero key (so the payload is sent as is). */

@@ -4,7 +4,7 @@
  * subscribers and the publisher are separate processes; subscribers use a minimal raw
  * socket client so that they cost less than the servers.
  *
- *   node --import tsx bench/ws-fanout/run.ts [--subscribers 1000,10000] [--bytes 100] [--peers ws,socket.io,tidings] [--compiled]
+ *   node --import tsx bench/ws-fanout/run.ts [--subscribers 1000,10000] [--bytes 100] [--peers ws,socket.io,tidings] [--compiled] [--pin]
  *
  * The servers run under tsx, as the repository does; the tsx loader alone adds about
  * 35 MB of RSS to every process. `--compiled` bundles each server with esbuild (tsx's own
@@ -14,9 +14,10 @@
  * deliveries/s with a bounded window of messages in flight, server CPU per delivery, and
  * messages lost (must be zero). Prints a table, then the JSON.
  */
-import { fork, type ChildProcess } from "node:child_process";
+import { execFileSync, fork, type ChildProcess } from "node:child_process";
 import { EventEmitter, once } from "node:events";
 import { fileURLToPath } from "node:url";
+import { availableParallelism } from "node:os";
 import { dirname, join } from "node:path";
 import { signToken } from "../../src/auth/tokens.js";
 import { Histogram } from "./histogram.js";
@@ -45,6 +46,17 @@ const MEASURE_MS = Number(arg("measure-ms", "4000"));
 const WINDOW = Number(arg("window", "32"));
 const DRAIN_TIMEOUT_MS = 15_000;
 const COMPILED = process.argv.includes("--compiled");
+/** Server on CPU 0, subscribers and publisher on the others (needs `taskset`). */
+const PIN = process.argv.includes("--pin");
+const LOAD_CPUS = (() => {
+  const n = availableParallelism();
+  return n > 2 ? `1-${n - 1}` : "1";
+})();
+
+/** Moves every thread of a process to the given CPUs. */
+function pin(child: Child, cpus: string): void {
+  if (PIN && child.proc.pid !== undefined) execFileSync("taskset", ["-a", "-cp", cpus, String(child.proc.pid)], { stdio: "ignore" });
+}
 
 const PEER_FILES: Record<PeerKind, string> = {
   ws: "peers/raw-ws.ts",
@@ -139,6 +151,7 @@ async function runOne(peer: PeerKind, n: number): Promise<Result> {
   let publisher: Child | null = null;
   try {
     const { port } = await server.next<{ port: number }>("listening");
+    pin(server, "0");
     const mem0 = await server.ask<{ rss: number }>({ cmd: "mem" }, "mem");
     const subToken = await signToken(BENCH_SECRET, { db: "bench", user: "subscriber" });
     const pubToken = await signToken(BENCH_SECRET, { db: "bench", user: "publisher", role: "publisher" });
@@ -149,6 +162,7 @@ async function runOne(peer: PeerKind, n: number): Promise<Result> {
     for (let i = 0; i < SUBSCRIBER_PROCESSES; i++) {
       const count = Math.floor(n / SUBSCRIBER_PROCESSES) + (i < n % SUBSCRIBER_PROCESSES ? 1 : 0);
       const sub = new Child("subscriber.ts");
+      pin(sub, LOAD_CPUS);
       progress.push({ total: 0, min: 0, closed: 0 });
       sub.on("progress", (p: Progress) => (progress[i] = p));
       subs.push(sub);
@@ -161,6 +175,7 @@ async function runOne(peer: PeerKind, n: number): Promise<Result> {
     if (process.env.BENCH_DEBUG) console.error(peer, n, { mem0, mem1 });
 
     publisher = new Child("publisher.ts");
+    pin(publisher, LOAD_CPUS);
     publisher.send({ port, kind: peer, token: pubToken, messageBytes: MESSAGE_BYTES });
     await publisher.next("ready");
     const pub = publisher;
@@ -304,11 +319,11 @@ for (const n of SUBSCRIBERS) {
   }
 }
 console.log(
-  `\nWebSocket fan-out, servers ${COMPILED ? "bundled, on plain node" : "under tsx"}, ${MESSAGE_BYTES}-byte messages, ${SUBSCRIBER_PROCESSES} subscriber processes, window ${WINDOW}, ` +
+  `\nWebSocket fan-out, servers ${COMPILED ? "bundled, on plain node" : "under tsx"}${PIN ? ", pinned (server CPU 0, load CPU 1+)" : ""}, ${MESSAGE_BYTES}-byte messages, ${SUBSCRIBER_PROCESSES} subscriber processes, window ${WINDOW}, ` +
     `latency at ${LATENCY_DELIVERIES_PER_S} deliveries/s for ${LATENCY_MS} ms, throughput over ${MEASURE_MS} ms\n`,
 );
 console.log(table(results));
 console.log();
 for (const line of ratios(results)) console.log(line);
 console.log();
-console.log(JSON.stringify({ compiled: COMPILED, messageBytes: MESSAGE_BYTES, window: WINDOW, results }, null, 2));
+console.log(JSON.stringify({ compiled: COMPILED, pinned: PIN, messageBytes: MESSAGE_BYTES, window: WINDOW, results }, null, 2));

@@ -21,6 +21,7 @@ export interface AccessRule {
 export class AccessControl {
   /** First owners never change, so they can be cached without invalidation. */
   private readonly owners = new Map<string, string>();
+  private readonly decisions = new WeakMap<Identity, Map<string, boolean>>();
 
   constructor(
     private readonly store: Store,
@@ -65,6 +66,23 @@ export class AccessControl {
   }
 
   private grantedByPattern(db: string, who: Identity, channel: string): boolean {
+    // Pattern decisions depend only on the identity, the database and the channel; identities
+    // come from the token cache, so a re-polling client reuses its decisions.
+    let decisions = this.decisions.get(who);
+    if (decisions === undefined) {
+      decisions = new Map();
+      this.decisions.set(who, decisions);
+    }
+    const key = `${db}\u0000${channel}`;
+    const known = decisions.get(key);
+    if (known !== undefined) return known;
+    const granted = this.matchPatterns(db, who, channel);
+    if (decisions.size >= 1000) decisions.clear();
+    decisions.set(key, granted);
+    return granted;
+  }
+
+  private matchPatterns(db: string, who: Identity, channel: string): boolean {
     for (const p of who.channels) if (matchesPattern(p, channel, who.user)) return true;
     for (const rule of this.rules) {
       if (rule.databases && !rule.databases.includes(db)) continue;

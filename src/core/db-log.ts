@@ -96,12 +96,18 @@ export class DbLog {
             const res = await this.timed(() => this.store.read(this.db, { after: this.headId, limit: REFRESH_PAGE }));
             if (this.closed) return;
             if (res.gap) {
-              // Retention removed what came after our head: start the tail afresh from the
-              // oldest retained message, which then bounds what the tail vouches for.
+              // Retention removed what came after our head, or the store was wiped: start the
+              // tail afresh from the oldest retained message, which then bounds what the tail
+              // vouches for. Live listeners were past our head: they must be told too.
               this.tail = [];
+              this.signalGap();
               if (res.messages.length > 0) {
                 this.ingest(res.messages);
                 this.cover = this.tail.shift()?.id ?? this.headId;
+              } else {
+                // Nothing retained: an empty log, so that the next read is not a gap again.
+                this.headId = null;
+                this.cover = null;
               }
             } else if (res.messages.length > 0) {
               this.ingest(res.messages);
@@ -140,6 +146,16 @@ export class DbLog {
       this.tail = this.tail.slice(excess);
     }
     this.dispatch(messages);
+  }
+
+  /** Every listener's cursor points into what may be lost: whatever comes next is new to it. */
+  private signalGap(): void {
+    const all = new Set<Listener>();
+    for (const set of this.index.values()) for (const l of set) all.add(l);
+    for (const l of all) {
+      l.cursor = null;
+      l.gap?.();
+    }
   }
 
   private dispatch(messages: readonly StoredMessage[]): void {

@@ -12,6 +12,11 @@ export interface Listener {
   cursor: string | null;
   push(message: StoredMessage): void;
   flush(): void;
+  /**
+   * What came after `cursor` may be lost (retention passed the log's head, or the store was
+   * wiped and has a new epoch): called before any newer message, with `cursor` reset to null.
+   */
+  gap?(): void;
 }
 
 /** What a reader gets: messages in log order, and whether some may have been missed before them. */

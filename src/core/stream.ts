@@ -39,6 +39,9 @@ export class Stream {
         self.pending = [];
         if (!self.closed) self.handlers.onMessages(batch, false);
       },
+      gap() {
+        if (!self.closed) self.handlers.onMessages([], true);
+      },
     };
     void this.catchUp(after);
   }

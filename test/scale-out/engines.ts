@@ -7,7 +7,7 @@
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { createServer, type AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -288,6 +288,12 @@ export class PrivateRedis {
 
   /** Starts it again on the same port and data directory. */
   restart(): Promise<void> {
+    return this.launch();
+  }
+
+  /** Starts it again on the same port with its data gone, as a Redis without persistence restarts. */
+  restartEmpty(): Promise<void> {
+    for (const f of readdirSync(this.dir)) rmSync(join(this.dir, f), { recursive: true, force: true });
     return this.launch();
   }
 

@@ -27,6 +27,7 @@ export abstract class Subscriber {
   failovers = 0;
   readonly problems: string[] = [];
   protected closed = false;
+  private readonly home: number;
 
   constructor(
     readonly transport: Transport,
@@ -35,10 +36,13 @@ export abstract class Subscriber {
     protected readonly bearer: string,
     readonly channels: readonly string[],
     public cursor: string | null,
-  ) {}
+  ) {
+    this.home = at;
+  }
 
+  /** Transport and the instance it started on, e.g. `sse@A`. */
   get label(): string {
-    return `${this.transport}@${"ABCDE"[this.at]}`;
+    return `${this.transport}@${"ABCDE"[this.home]}`;
   }
 
   get ids(): string[] {

@@ -60,7 +60,17 @@ export class RedisLog {
   }
 
   async read(db: string, q: ReadQuery): Promise<ReadResult> {
-    const epoch = await this.conn.epoch();
+    for (;;) {
+      const epoch = await this.conn.epoch();
+      const result = await this.readAs(epoch, db, q);
+      // A reconnect to a Redis that came back empty swaps the epoch while the read waits in
+      // the offline queue: its entries then belong to the new epoch and the cursor to none.
+      // Labelled with the old one they would pass for the cursor's successors, without a gap.
+      if ((await this.conn.epoch()) === epoch) return result;
+    }
+  }
+
+  private async readAs(epoch: string, db: string, q: ReadQuery): Promise<ReadResult> {
     let gap = false;
     let mode: "after" | "from" = "from";
     let start = "-";

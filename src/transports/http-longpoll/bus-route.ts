@@ -34,24 +34,29 @@ export async function handleBusPoll(server: ServerContext, { req, res, params }:
   await bus.access.assertCanRead(db, who, channels);
 
   const release = server.polls.acquire(`${db}\u0000${who.user}`);
-  const abort = new AbortController();
-  const onClose = (): void => abort.abort();
-  res.once("close", onClose);
-  const offDrain = server.onDrain(() => abort.abort());
+  // Client gone or server draining: end the wait (answered empty, or not at all if gone).
+  let cancel: (() => void) | null = null;
+  let ended = false;
+  const end = (): void => {
+    ended = true;
+    cancel?.();
+  };
+  res.once("close", end);
+  const offDrain = server.onDrain(end);
   try {
     const delivery = await bus.poll(db, {
       channels,
       after: parsed.lastMessage,
       limit: parsed.maxMessages ?? 1,
       timeoutMs: options.pollTimeoutMs,
-      signal: abort.signal,
+      bindCancel: (c) => (ended ? c() : (cancel = c)),
       onPark: (parked) => bus.metrics.parkedPolls.inc(parked ? 1 : -1),
     });
     if (res.destroyed) return;
-    bus.metrics.delivered.inc({ transport: "longpoll" }, delivery.messages.length);
+    bus.metrics.deliveredVia("longpoll").inc(delivery.messages.length);
     sendJsonText(res, 200, pollResponse(delivery.messages, delivery.gap, parsed.maxMessages !== null));
   } finally {
-    res.off("close", onClose);
+    res.off("close", end);
     offDrain();
     release();
   }

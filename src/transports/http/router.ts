@@ -26,7 +26,12 @@ export class Router {
 
   /** The handler and params for a request, `"method"` when only the method is wrong, or null. */
   match(method: string, pathname: string): { handler: RouteHandler; params: Record<string, string> } | "method" | null {
-    const parts = pathname.split("/").filter(Boolean);
+    let parts: string[];
+    try {
+      parts = pathname.split("/").filter(Boolean).map((p) => (p.includes("%") ? decodeURIComponent(p) : p));
+    } catch {
+      return null; // malformed percent-encoding matches no route
+    }
     let wrongMethod = false;
     for (const route of this.routes) {
       if (route.segments.length !== parts.length) continue;
@@ -34,13 +39,7 @@ export class Router {
       let ok = true;
       for (let i = 0; i < parts.length; i++) {
         const seg = route.segments[i]!;
-        let part: string;
-        try {
-          part = decodeURIComponent(parts[i]!);
-        } catch {
-          ok = false;
-          break;
-        }
+        const part = parts[i]!;
         if (seg.startsWith(":")) params[seg.slice(1)] = part;
         else if (seg !== part) {
           ok = false;

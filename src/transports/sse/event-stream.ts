@@ -29,6 +29,7 @@ export class EventStream implements StreamSink {
   private buffer = "";
   private count = 0;
   private ended = false;
+  private cleaned = false;
   private readonly stream: PacedStream;
   private readonly keepAlive: NodeJS.Timeout;
   private expiry: NodeJS.Timeout | undefined;
@@ -59,6 +60,8 @@ export class EventStream implements StreamSink {
     res.once("close", () => this.cleanup());
     const pageSize = Math.max(8, Math.min(500, Math.floor(options.ws.maxBufferedBytes / 2 / (options.maxMessageBytes + 512))));
     this.stream = new PacedStream(bus.log(db), new Set(channels), after, this, pageSize);
+    // The client may have gone while the request was authenticated: no close event will come.
+    if (res.socket === null || res.socket.destroyed) this.cleanup();
   }
 
   // ---- StreamSink ------------------------------------------------------------------------------
@@ -137,6 +140,8 @@ export class EventStream implements StreamSink {
   }
 
   private cleanup(): void {
+    if (this.cleaned) return;
+    this.cleaned = true;
     this.ended = true;
     this.stream.close();
     clearInterval(this.keepAlive);

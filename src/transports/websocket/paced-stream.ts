@@ -54,6 +54,11 @@ export class PacedStream implements Listener {
     this.sink.flush();
   }
 
+  /** The log lost what came after our cursor (retention passed it, a wiped store): say so first. */
+  gap(): void {
+    this.sink.gap([...this.channels]);
+  }
+
   private async catchUp(after: string | null): Promise<void> {
     let cursor = after;
     let first = true;

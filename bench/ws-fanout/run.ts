@@ -42,8 +42,12 @@ const LATENCY_DELIVERIES_PER_S = Number(arg("latency-rate", "50000"));
 const LATENCY_MS = Number(arg("latency-ms", "5000"));
 const WARMUP_MS = 1000;
 const MEASURE_MS = Number(arg("measure-ms", "4000"));
-/** Messages in flight beyond what the slowest subscriber has received. */
-const WINDOW = Number(arg("window", "32"));
+/**
+ * Messages in flight beyond what the slowest subscriber has received: about 100,000
+ * deliveries, so that the window never caps the rate (the slowest subscriber reports every
+ * 10 ms) yet a socket never holds more than a few dozen kilobytes unsent.
+ */
+const windowFor = (subscribers: number): number => Number(arg("window", "0")) || Math.min(128, Math.max(8, Math.round(100_000 / subscribers)));
 const DRAIN_TIMEOUT_MS = 15_000;
 const COMPILED = process.argv.includes("--compiled");
 /** Server on CPU 0, subscribers and publisher on the others (needs `taskset`). */
@@ -120,7 +124,7 @@ interface Result {
   rssMB: number;
   rssPerConnKB: number;
   latency: { perSecond: number; p50: number; p99: number; max: number; lost: number };
-  throughput: { deliveriesPerSecond: number; serverCpuMicrosPerDelivery: number; clientCpuMicrosPerDelivery: number; lost: number };
+  throughput: { window: number; deliveriesPerSecond: number; serverCpuMicrosPerDelivery: number; clientCpuMicrosPerDelivery: number; lost: number };
   closedConnections: number;
 }
 
@@ -207,7 +211,8 @@ async function runOne(peer: PeerKind, n: number): Promise<Result> {
     for (const r of latencyReports) hist.merge(r.hist);
     const latencyReceived = latencyReports.reduce((s, r) => s + r.total, 0);
 
-    // Throughput: the publisher may run WINDOW messages ahead of the slowest subscriber.
+    // Throughput: the publisher may run a window of messages ahead of the slowest subscriber.
+    const window = windowFor(n);
     phase(false);
     pub.send({ cmd: "reset" });
     await sleep(100);
@@ -215,7 +220,7 @@ async function runOne(peer: PeerKind, n: number): Promise<Result> {
     let open = true;
     const raise = (): void => {
       if (!open) return;
-      const upTo = minimum() + WINDOW;
+      const upTo = minimum() + window;
       if (upTo > allowed) {
         allowed = upTo;
         pub.send({ cmd: "allow", upTo });
@@ -255,6 +260,7 @@ async function runOne(peer: PeerKind, n: number): Promise<Result> {
         lost: latencySent * n - latencyReceived,
       },
       throughput: {
+        window,
         deliveriesPerSecond: Math.round(delivered / ((w1 - w0) / 1000)),
         serverCpuMicrosPerDelivery: round((cpu1.micros - cpu0.micros) / delivered, 2),
         clientCpuMicrosPerDelivery: round(clientCpu / tpReceived, 2),
@@ -319,11 +325,11 @@ for (const n of SUBSCRIBERS) {
   }
 }
 console.log(
-  `\nWebSocket fan-out, servers ${COMPILED ? "bundled, on plain node" : "under tsx"}${PIN ? ", pinned (server CPU 0, load CPU 1+)" : ""}, ${MESSAGE_BYTES}-byte messages, ${SUBSCRIBER_PROCESSES} subscriber processes, window ${WINDOW}, ` +
+  `\nWebSocket fan-out, servers ${COMPILED ? "bundled, on plain node" : "under tsx"}${PIN ? ", pinned (server CPU 0, load CPU 1+)" : ""}, ${MESSAGE_BYTES}-byte messages, ${SUBSCRIBER_PROCESSES} subscriber processes, ` +
     `latency at ${LATENCY_DELIVERIES_PER_S} deliveries/s for ${LATENCY_MS} ms, throughput over ${MEASURE_MS} ms\n`,
 );
 console.log(table(results));
 console.log();
 for (const line of ratios(results)) console.log(line);
 console.log();
-console.log(JSON.stringify({ compiled: COMPILED, pinned: PIN, messageBytes: MESSAGE_BYTES, window: WINDOW, results }, null, 2));
+console.log(JSON.stringify({ compiled: COMPILED, pinned: PIN, messageBytes: MESSAGE_BYTES, results }, null, 2));

@@ -1,7 +1,7 @@
 /**
  * A subscriber process: opens `count` raw WebSocket connections to one server, counts the
  * broadcasts each receives and records their latency (from the timestamp inside each
- * message). Driven by the runner over IPC; reports progress every 25 ms.
+ * message). Driven by the runner over IPC; reports progress every 10 ms.
  */
 import { RawClient } from "./raw-client.js";
 import { readTimestamp, subscriberProtocol, type PeerKind } from "./protocols.js";
@@ -57,7 +57,7 @@ async function start(config: Config): Promise<void> {
   }
   await whenReady;
   send({ type: "ready" });
-  setInterval(() => send({ type: "progress", total, min: minCount(), closed: closedUnexpectedly }), 25).unref();
+  setInterval(() => send({ type: "progress", total, min: minCount(), closed: closedUnexpectedly }), 10).unref();
 }
 
 function minCount(): number {

@@ -1,3 +1,4 @@
+import { createSecretKey, type KeyObject } from "node:crypto";
 import { SignJWT, jwtVerify, errors as joseErrors } from "jose";
 import { TidingsError } from "../errors.js";
 import { ROLES, type Identity, type Role } from "../core/identity.js";
@@ -15,8 +16,16 @@ export interface TokenClaims {
   readonly ttlSeconds?: number;
 }
 
-function key(secret: string): Uint8Array {
-  return new TextEncoder().encode(secret);
+const keys = new Map<string, KeyObject>();
+
+/** One KeyObject per secret: handing jose raw bytes made it import the key on every verify. */
+function key(secret: string): KeyObject {
+  let k = keys.get(secret);
+  if (k === undefined) {
+    k = createSecretKey(Buffer.from(secret, "utf8"));
+    keys.set(secret, k);
+  }
+  return k;
 }
 
 /** Signs a token for `tidings token` and for applications that hand tokens to their clients. */

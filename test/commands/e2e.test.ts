@@ -82,11 +82,15 @@ for (const transport of TRANSPORTS) {
       const { proc, address } = await client();
       const cmd = await send(address, "hold", ["k1"]);
       await proc.waitFor((e) => e.event === "run" && e.id === cmd.id, "the run");
+      const connections = proc.count((e) => e.event === "connected");
       relay.cut();
       if (transport === "websocket") {
         // The server released the claim when the socket closed: the reconnected client gets it again.
         await proc.waitFor((e) => e.event === "disconnected", "the disconnection");
-        await proc.waitFor((e) => e.event === "connected", "the reconnection");
+        await proc.waitFor(
+          (e) => e.event === "connected" && proc.count((x) => x.event === "connected") > connections,
+          "the reconnection",
+        );
         const seen = await request(`${base}/commands/${cmd.id}`, { method: "GET", token: publisher });
         assert.ok(seen.body.attempts >= 1);
       }

@@ -143,7 +143,6 @@ export async function nothingLostUnder(
     const lost = load.acked.filter((id) => !logged.has(id));
     assert.deepEqual(lost, [], "every acknowledged publish is in the log");
     await assertEveryoneGot(subs, expected);
-    console.error("DIAG", expected.length, load.acked.length, load.errors.length, load.errors.slice(0,3), subs.map((s) => `${s.label}:${s.failovers}:${s.problems.slice(0,2).join(";")}`));
     return { subs, load };
   } finally {
     await load.stop();

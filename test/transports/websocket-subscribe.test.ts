@@ -1,7 +1,10 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import type { TidingsServer } from "../../src/server.js";
+import { once } from "node:events";
 import { MemoryStore } from "../../src/stores/memory/index.js";
+import type { StoredMessage } from "../../src/stores/store.js";
+import { pushFrame } from "../../src/transports/websocket/frame.js";
 import { startServer, token } from "../helpers/server.js";
 import { FrameClient, ids, publishN, wsUrl } from "./websocket-helpers.js";
 
@@ -174,6 +177,31 @@ describe("WebSocket: subscribe, pushes, resume", () => {
       await c.close();
     } finally {
       await big.close();
+    }
+  });
+});
+
+describe("WebSocket: fan-out", () => {
+  test("a message is framed once; every subscriber gets the same bytes", async () => {
+    const server = await startServer({ accessRules: [{ channels: "room-*" }] });
+    try {
+      const clients = await Promise.all(["7", "8", "9"].map(async (u) => FrameClient.open(wsUrl(server, { token: await token(u) }))));
+      for (const c of clients) await c.request({ id: 1, type: "subscribe", data: { channels: ["room-f"] } });
+      const raw = clients.map((c) => new Promise<Buffer>((r) => c.ws.once("message", (data) => r(data as Buffer))));
+      const [[, stored]] = (await Promise.all([
+        once(server.bus, "message:published"),
+        server.bus.publish("test", "room-f", { type: "t", text: "same for all" }),
+      ])) as [[string, StoredMessage[]], string];
+      const frame = pushFrame(stored[0]!);
+      assert.equal(pushFrame(stored[0]!), frame, "the frame is cached with the message");
+      // The header (2, 4 or 10 bytes after the length marker), then the payload every socket received.
+      const header = frame[1] === 126 ? 4 : frame[1] === 127 ? 10 : 2;
+      const payload = frame.subarray(header);
+      assert.equal(frame[0], 0x81, "FIN + text");
+      for (const bytes of await Promise.all(raw)) assert.deepEqual(bytes, payload);
+      await Promise.all(clients.map((c) => c.close()));
+    } finally {
+      await server.close();
     }
   });
 });

@@ -4,7 +4,7 @@
  * subscribers and the publisher are separate processes; subscribers use a minimal raw
  * socket client so that they cost less than the servers.
  *
- *   node --import tsx bench/ws-fanout/run.ts [--subscribers 1000,10000] [--bytes 100] [--peers ws,socket.io,tidings] [--compiled] [--pin]
+ *   node --import tsx bench/ws-fanout/run.ts [--subscribers 1000,10000] [--bytes 100] [--peers ws,socket.io,tidings] [--compiled] [--pin] [--cpu-prof <dir>]
  *
  * The servers run under tsx, as the repository does; the tsx loader alone adds about
  * 35 MB of RSS to every process. `--compiled` bundles each server with esbuild (tsx's own
@@ -50,6 +50,8 @@ const MEASURE_MS = Number(arg("measure-ms", "4000"));
 const windowFor = (subscribers: number): number => Number(arg("window", "0")) || Math.min(128, Math.max(8, Math.round(100_000 / subscribers)));
 const DRAIN_TIMEOUT_MS = 15_000;
 const COMPILED = process.argv.includes("--compiled");
+/** A directory for a V8 CPU profile of each server process. */
+const CPU_PROF = arg("cpu-prof", "");
 /** Server on CPU 0, subscribers and publisher on the others (needs `taskset`). */
 const PIN = process.argv.includes("--pin");
 const LOAD_CPUS = (() => {
@@ -102,11 +104,14 @@ class Child extends EventEmitter {
     return reply;
   }
 
-  stop(): Promise<void> {
-    if (this.proc.exitCode !== null || this.proc.signalCode !== null) return Promise.resolve();
+  /** Asks the process to exit (so that a CPU profile gets written), then kills it. */
+  async stop(): Promise<void> {
+    if (this.proc.exitCode !== null || this.proc.signalCode !== null) return;
     const exited = once(this.proc, "exit").then(() => undefined);
-    this.proc.kill("SIGKILL");
-    return exited;
+    if (this.proc.connected) this.send({ cmd: "exit" });
+    const timer = setTimeout(() => this.proc.kill("SIGKILL"), 3000);
+    await exited;
+    clearTimeout(timer);
   }
 }
 
@@ -132,7 +137,8 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** The server's entry point: the TypeScript file under tsx, or a bundle on plain node. */
 async function serverEntry(peer: PeerKind): Promise<{ file: string; execArgv: string[] }> {
-  if (!COMPILED) return { file: PEER_FILES[peer], execArgv: EXEC_ARGV };
+  const profile = CPU_PROF === "" ? [] : ["--cpu-prof", "--cpu-prof-dir", CPU_PROF];
+  if (!COMPILED) return { file: PEER_FILES[peer], execArgv: [...EXEC_ARGV, ...profile] };
   const { build } = await import("esbuild");
   const outfile = join(BUILD_DIR, `${peer}.mjs`);
   await build({
@@ -145,7 +151,7 @@ async function serverEntry(peer: PeerKind): Promise<{ file: string; execArgv: st
     outfile,
     logLevel: "error",
   });
-  return { file: outfile, execArgv: ["--expose-gc"] };
+  return { file: outfile, execArgv: ["--expose-gc", ...profile] };
 }
 
 async function runOne(peer: PeerKind, n: number): Promise<Result> {

@@ -157,7 +157,10 @@ export class CommandDispatcher {
   private async tick(): Promise<void> {
     if (this.closed) return;
     try {
-      if (this.held.size > 0) await this.service.renew(this.db, this.claimer);
+      if (this.held.size > 0) {
+        await this.service.renew(this.db, this.claimer);
+        await this.reconcile();
+      }
     } catch (e) {
       this.bus.logger.warn({ err: e }, "command lease renewal failed");
     }
@@ -178,6 +181,22 @@ export class CommandDispatcher {
       }
       // Safety net for lost wake-ups and for leases that ran out elsewhere.
       this.pump(feed);
+    }
+  }
+
+  /**
+   * Frees the places of held commands that ended or moved elsewhere without this
+   * connection hearing of it (a lost wake-up message): they would hold a place forever.
+   */
+  private async reconcile(): Promise<void> {
+    for (const id of [...this.held.keys()]) {
+      const c = await this.service.peek(this.db, id);
+      if (this.closed) return;
+      if (c !== null && c.claimedBy === this.claimer) continue;
+      if (c !== null && (c.state === "cancelled" || c.state === "expired")) {
+        this.send({ type: FRAME.cancel, id, data: { state: c.state } });
+      }
+      this.settled(id);
     }
   }
 

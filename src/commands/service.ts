@@ -71,7 +71,7 @@ export class CommandService {
   /** Per database: stale claims of a previous life released (single-process stores). */
   private readonly opened = new Map<string, Promise<void>>();
   private readonly stoppers = new Set<() => void>();
-  private readonly sessions = new Set<CommandDispatcher>();
+  private readonly dispatchers = new Set<CommandDispatcher>();
   private closed = false;
 
   constructor(private readonly bus: Bus) {
@@ -147,6 +147,11 @@ export class CommandService {
     const c = await this.store.getCommand(db, id);
     if (c === null) throw notFound(id);
     return c;
+  }
+
+  /** The command, or null: for housekeeping that must not throw on a missing one. */
+  peek(db: string, id: string): Promise<CommandRecord | null> {
+    return this.store.getCommand(db, id);
   }
 
   /** Newest first. */
@@ -297,9 +302,9 @@ export class CommandService {
     const s = new CommandDispatcher(this, this.bus, db, claimer, sink, {
       maxInFlight: this.options.maxInFlight,
       renewIntervalMs: Math.max(100, Math.floor(this.options.leaseMs / 3)),
-      onClose: () => this.sessions.delete(s),
+      onClose: () => this.dispatchers.delete(s),
     });
-    this.sessions.add(s);
+    this.dispatchers.add(s);
     return s;
   }
 
@@ -389,13 +394,13 @@ export class CommandService {
     return notYours(id);
   }
 
-  /** Stops timers, sessions and waiters (waiters reject with shutting-down); safe to call twice. */
+  /** Stops timers, dispatchers and waiters (waiters reject with shutting-down); safe to call twice. */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     this.expiry.close();
     for (const stop of [...this.stoppers]) stop();
-    await Promise.all([...this.sessions].map((s) => s.close()));
+    await Promise.all([...this.dispatchers].map((s) => s.close()));
   }
 }
 

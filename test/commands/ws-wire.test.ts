@@ -213,6 +213,28 @@ describe("command frames over WebSocket", () => {
     assert.equal((third.data as Frame).attempt, 1);
   });
 
+  it("notices a command it holds ended without a wake-up, and frees its place", async () => {
+    const quick = await startServer({ commands: { maxInFlight: 1, leaseMs: 300 } });
+    try {
+      const s = await RawSocket.open(`${quick.url.replace("http", "ws")}/test/ws?token=${bot}`);
+      sockets.push(s);
+      await s.ask({ id: 1, type: "command-register", data: { address: "bot:quiet" } });
+      const first = await quick.bus.commands.send("test", "bot:quiet", "x");
+      const second = await quick.bus.commands.send("test", "bot:quiet", "y");
+      await s.next(isCommand(first.command.id));
+      // Cancelled behind the service's back: no command-final message is published.
+      await quick.bus.store.finishCommand("test", first.command.id, { state: "cancelled" }, null, Date.now());
+      assert.deepEqual(await s.next((f) => f.type === "command-cancel"), {
+        id: first.command.id,
+        type: "command-cancel",
+        data: { state: "cancelled" },
+      });
+      await s.next(isCommand(second.command.id));
+    } finally {
+      await quick.close();
+    }
+  });
+
   it("gives back what a closed connection held, to the next client, with the same id", async () => {
     const first = await registered("bot:handover");
     const { command } = await send("bot:handover", "x");

@@ -3,7 +3,7 @@
  * the outcome. Open loop at a fixed rate; reports commands/s and latency percentiles.
  *
  *   node --import tsx bench/commands/run.ts [--rate 500] [--duration 10] [--transport websocket|longpoll]
- *     [--store sqlite|memory] [--sender api|http]
+ *     [--store sqlite|memory|<store URL>] [--sender api|http]   (a store URL keeps its data: clean it up)
  *
  * `--sender api`: the server runs in this process and the sender uses bus.commands.send and
  * the outcome promise. `--sender http`: the server is a third process and the sender uses
@@ -39,7 +39,8 @@ const transport = values.transport === "longpoll" ? "longpoll" : "websocket";
 const sender = values.sender === "http" ? "http" : "api";
 const here = fileURLToPath(new URL(".", import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), "tidings-bench-commands-"));
-const store = values.store === "memory" ? "memory:" : `sqlite:${join(dir, "bench.db")}`;
+// sqlite, memory, or a store URL (postgres://…?schema=…, redis://…?prefix=…).
+const store = values.store === "memory" ? "memory:" : values.store === "sqlite" ? `sqlite:${join(dir, "bench.db")}` : values.store!;
 const address = "bench:1";
 
 const children: ChildProcess[] = [];
@@ -156,7 +157,7 @@ try {
   const f = (ms: number): string => ms.toFixed(2);
   const result = {
     transport,
-    store: values.store,
+    store: values.store!.replace(/^(\w+):.*$/, "$1"),
     sender,
     target: rate,
     completed: latencies.length,

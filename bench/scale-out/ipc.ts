@@ -8,8 +8,11 @@ export function now(): number {
 export type PublishMode =
   /** `POST /<db>/publish` round robin over the instances, `batch` messages per request. */
   | { kind: "http"; urls: string[]; token: string; concurrency: number; batch: number; durationMs: number }
-  /** The engine through a Bus in the publisher process: bus.publish / bus.publishMany. */
-  | { kind: "direct"; storeUrl: string; concurrency: number; batch: number; durationMs: number }
+  /**
+   * The engine through a Bus in the publisher process: bus.publish / bus.publishMany; with
+   * `combine`, concurrent publishes share appends (combiner.ts).
+   */
+  | { kind: "direct"; storeUrl: string; concurrency: number; batch: number; durationMs: number; combine?: boolean }
   /** PostgreSQL only: each publish in a transaction of the application (publishInTransaction). */
   | { kind: "transactional"; storeUrl: string; pgUrl: string; concurrency: number; batch: number; durationMs: number }
   /** PostgreSQL only: `SELECT <schema>.publish(...)`, one statement per message. */

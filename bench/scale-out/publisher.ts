@@ -7,6 +7,7 @@ import { Agent, request } from "node:http";
 import postgres from "postgres";
 import { Bus, type PublishItem } from "../../src/core/bus.js";
 import { publishManyInTransaction } from "../../src/core/transactional.js";
+import { Combiner } from "./combiner.js";
 import { now, type FromPublisher, type PublishMode, type PublishResult, type ToPublisher } from "./ipc.js";
 
 const send = (m: FromPublisher): void => void process.send!(m);
@@ -85,10 +86,11 @@ async function run(db: string, channel: string, mode: PublishMode): Promise<Publ
     }
     case "direct": {
       const bus = await Bus.create({ store: mode.storeUrl, databases: [db], logLevel: "silent" });
+      const combiner = mode.combine ? new Combiner(bus, db) : null;
       try {
         return await loops(mode.concurrency, mode.durationMs, async (w, c) => {
           const items: PublishItem[] = Array.from({ length: mode.batch }, (_, i) => ({ channel, message: payload(w * 1e6 + i) }));
-          await bus.publishMany(db, items);
+          await (combiner ? combiner.publishMany(items) : bus.publishMany(db, items));
           c.requests++;
           c.messages += mode.batch;
         });

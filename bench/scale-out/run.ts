@@ -326,6 +326,7 @@ async function throughputs(e: string, instances: readonly Instance[], setup: Eng
     await throughput(e, instances, "HTTP, 1 message per request", 2, { kind: "http", urls, token, concurrency: 16, batch: 1, durationMs: ms });
     await throughput(e, instances, "HTTP, batches of 100", 2, { kind: "http", urls, token, concurrency: 4, batch: 100, durationMs: ms });
     await throughput(e, instances, "direct (bus.publish), 1 message", 1, { kind: "direct", storeUrl: setup.storeUrl, concurrency: 32, batch: 1, durationMs: ms });
+    await throughput(e, instances, "direct, 1 message, write-combined (prototype)", 1, { kind: "direct", storeUrl: setup.storeUrl, concurrency: 32, batch: 1, durationMs: ms, combine: true });
     await throughput(e, instances, "direct (bus.publishMany), batches of 100", 1, { kind: "direct", storeUrl: setup.storeUrl, concurrency: 8, batch: 100, durationMs: ms });
     if (setup.schema !== undefined) {
       const pg = { storeUrl: setup.storeUrl, pgUrl: PG_URL };

@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { TidingsError } from "../../src/errors.js";
 import type { Bus } from "../../src/core/bus.js";
 import type { CommandRecord } from "../../src/stores/store.js";
-import { busOn, ENGINES, nextOn, recordChannel, tempDir, withoutId } from "./helpers.js";
+import { busOn, cleanShared, ENGINES, nextOn, recordChannel, sharedEngines, tempDir, withoutId } from "./helpers.js";
 
 const DB = "test";
 
@@ -30,12 +30,15 @@ const tmp = tempDir("commands-service");
 // The bus's timers are unref'd: in a real process a listening server keeps it alive while
 // outcomes are awaited. This handle plays that part here.
 const alive = setInterval(() => {}, 60_000);
-after(() => {
+// The shared engines too, when they run here (each in a namespace of this file's own).
+const shared = await sharedEngines();
+after(async () => {
   clearInterval(alive);
   tmp.remove();
+  await cleanShared(shared);
 });
 
-for (const engine of ENGINES) {
+for (const engine of [...ENGINES, ...shared]) {
   describe(`commands on ${engine}`, () => {
     let bus: Bus;
     before(async () => {

@@ -99,9 +99,11 @@ export async function postgresEngine(): Promise<PostgresEngine> {
   const app = schema;
   // Under CI a missing database is a failure, never a silent skip.
   const skip = onCi || (await postgresReachable()) ? false : `PostgreSQL not reachable at ${new URL(POSTGRES_URL).host}`;
-  // A small pool per instance: three instances per file, two files at a time, one server.
-  const storeUrl = withParams(POSTGRES_URL, { schema, application_name: app, max: "4" });
-  const readerUrl = withParams(POSTGRES_URL, { schema, application_name: `${app}_reader`, max: "2" });
+  // One pooled connection per instance (plus its LISTEN connection): three instances per
+  // file, two files at a time, one server. (postgres.js reads a URL's `max` as a string and
+  // opens a single connection whatever its value; 1 says what it does.)
+  const storeUrl = withParams(POSTGRES_URL, { schema, application_name: app, max: "1" });
+  const readerUrl = withParams(POSTGRES_URL, { schema, application_name: `${app}_reader`, max: "1" });
   let admin: postgres.Sql | null = null;
   const sqlAdmin = (): postgres.Sql =>
     (admin ??= postgres(withParams(POSTGRES_URL, { application_name: `${app}_admin` }), { max: 4, onnotice: () => {} }));

@@ -31,9 +31,10 @@ export interface PostgresStoreOptions {
 
 /**
  * While rows wait above the horizon, how often to look whether they became readable: one
- * small query per instance, only while something is held back.
+ * small query per instance, only while something is held back. Short, because every short
+ * write transaction anywhere in the cluster (command steps included) holds rows back briefly.
  */
-const HORIZON_RECHECK_MS = 25;
+const HORIZON_RECHECK_MS = 5;
 
 interface Opened {
   readonly sql: postgres.Sql;

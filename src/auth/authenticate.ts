@@ -37,6 +37,24 @@ export class Authenticator {
     throw new TidingsError("TIDINGS_ERR_AUTH_REQUIRED");
   }
 
+  /**
+   * The caller from a Bearer token or cookie already verified, without awaiting anything:
+   * the fast path of a re-polling client. Undefined means "use fromHeaders".
+   */
+  cachedFromHeaders(db: string, headers: IncomingHttpHeaders): Identity | undefined {
+    const authorization = headers.authorization;
+    let key: string | null = null;
+    if (authorization !== undefined && authorization.length > 0) {
+      if (authorization.startsWith("Bearer ")) key = authorization.slice(7).trim();
+    } else {
+      const cookie = readCookie(headers.cookie, this.options.sessionCookie);
+      if (cookie) key = `c\u0000${cookie}`;
+    }
+    if (key === null) return undefined;
+    const identity = this.verified.get(key);
+    return identity === undefined ? undefined : checkDb(db, identity);
+  }
+
   async fromToken(db: string, token: string, via: Identity["via"] = "jwt"): Promise<Identity> {
     const key = via === "cookie" ? `c\u0000${token}` : token;
     let identity = this.verified.get(key);

@@ -85,6 +85,11 @@ export class Bus extends EventEmitter<BusEvents> {
 
   // ---- databases ---------------------------------------------------------------------------
 
+  /** The databases this process serves now (a log loaded), by name; read-only, for the admin page. */
+  loadedLogs(): ReadonlyMap<string, DbLog> {
+    return this.logs;
+  }
+
   /** The options of a served database; throws unknown-database or bus-disabled errors. */
   databaseOptions(db: string): DatabaseOptions {
     const configured = this.options.databases[db];

@@ -55,6 +55,16 @@ export class DbLog {
     return all.size;
   }
 
+  /** Messages held in the hot tail (read-only, for the admin page). */
+  get tailLength(): number {
+    return this.tail.length;
+  }
+
+  /** Listeners per channel with any (read-only, for the admin page). */
+  *channelListeners(): IterableIterator<[channel: string, listeners: number]> {
+    for (const [channel, set] of this.index) yield [channel, set.size];
+  }
+
   private async load(): Promise<void> {
     const head = await this.timed(() => this.store.head(this.db));
     this.headId = head;
@@ -255,6 +265,25 @@ export class DbLog {
         if (attempt >= 3 && !this.covers(cursor)) return answer([], gap, cursor);
       }
     }
+  }
+
+  /**
+   * `fetch` without awaiting, when the tail alone can answer (a client re-polling from a
+   * recent cursor); null otherwise. Parks `park` the same way when nothing is found.
+   */
+  fetchNow(
+    channels: ReadonlySet<string>,
+    after: Cursor,
+    limit: number,
+    park?: Listener,
+  ): (Delivery & { position: Cursor }) | null {
+    if (after === null || !this.covers(after)) return null;
+    const messages = this.scanAfter(channels, after, limit);
+    if (messages.length === 0 && park !== undefined) {
+      park.cursor = after;
+      this.addListener(park);
+    }
+    return { messages, gap: false, position: after };
   }
 
   /** Whether the tail alone can answer a read after `cursor`. */

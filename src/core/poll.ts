@@ -46,7 +46,8 @@ export async function poll(log: DbLog, req: PollRequest): Promise<Delivery> {
     },
   };
   // fetch registers the waiter itself, in the same tick as the scan that found nothing.
-  const first = await log.fetch(channels, req.after, req.limit, waiter);
+  const first =
+    log.fetchNow(channels, req.after, req.limit, waiter) ?? (await log.fetch(channels, req.after, req.limit, waiter));
   if (first.messages.length > 0) return first;
   if (woken) return { messages: collected, gap: first.gap || missed };
   if (req.timeoutMs <= 0 || req.signal?.aborted) {

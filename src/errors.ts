@@ -27,6 +27,7 @@ export const ERRORS = {
   TIDINGS_ERR_AUTH_INVALID: { status: 401, message: "Invalid credentials." },
   TIDINGS_ERR_AUTH_EXPIRED: { status: 401, message: "The token has expired." },
   TIDINGS_ERR_AUTH_WRONG_DB: { status: 403, message: "The credentials are for another database." },
+  TIDINGS_ERR_AUTH_UNAVAILABLE: { status: 503, message: "The credentials cannot be checked now: their store is unreachable. Retry shortly." },
   TIDINGS_ERR_ROLE_FORBIDDEN: { status: 403, message: "Your role does not allow this." },
   // capacity
   TIDINGS_ERR_LIMIT_POLLS: { status: 429, message: "Too many parked polls." },

@@ -47,6 +47,21 @@ export interface CommandOptions {
   readonly expiryIntervalMs: number;
 }
 
+/**
+ * Checking Tryton's `Session` header against Tryton's own PostgreSQL database
+ * (src/auth/tryton-pg-verifier.ts). Off unless `url` is set.
+ */
+export interface TrytonSessionOptions {
+  /** Tryton's PostgreSQL server, without a database: `postgres://tryton@db-host:5432/`. */
+  readonly url: string;
+  /** @default 2_592_000 — trytond's `session.max_age` (30 days), counted from the session's creation. */
+  readonly maxAgeSeconds: number;
+  /** @default 604_800 — a session unused this long (since its write_date, else create_date) is refused. */
+  readonly timeoutSeconds: number;
+  /** @default 30 — an accepted session is reused this long without asking Tryton's database (0: never). */
+  readonly cacheSeconds: number;
+}
+
 /** Every option of a tidings server, each with its default. */
 export interface TidingsOptions {
   /** @default "127.0.0.1" */
@@ -100,12 +115,22 @@ export interface TidingsOptions {
   readonly sseRetryMs: number;
   readonly ws: WebSocketOptions;
   readonly commands: CommandOptions;
+  /** @default undefined — Tryton sessions are checked only by an embedder's `sessionVerifier`. */
+  readonly trytonSessions: TrytonSessionOptions | undefined;
 }
 
 export const DEFAULT_RETENTION: RetentionOptions = { maxAgeHours: 24, maxCount: 1_000_000 };
 export const DEFAULT_DATABASE: DatabaseOptions = { bus: true, retention: DEFAULT_RETENTION };
+/** What `trytonSessions` takes once its url is set. */
+export const DEFAULT_TRYTON_SESSIONS: Omit<TrytonSessionOptions, "url"> = { maxAgeSeconds: 2_592_000, timeoutSeconds: 604_800, cacheSeconds: 30 };
 
-export const DEFAULTS: Omit<TidingsOptions, "store" | "secret"> = {
+/**
+ * The defaults. `trytonSessions` is listed with an empty url (off; it resolves to
+ * undefined) so that the CLI, which derives its flags from this object, reaches its keys.
+ */
+export const DEFAULTS: Omit<TidingsOptions, "store" | "secret" | "trytonSessions"> & {
+  readonly trytonSessions: TrytonSessionOptions;
+} = {
   host: "127.0.0.1",
   port: 8080,
   dataDir: "./data",
@@ -144,13 +169,15 @@ export const DEFAULTS: Omit<TidingsOptions, "store" | "secret"> = {
     maxInFlight: 32,
     expiryIntervalMs: 1000,
   },
+  trytonSessions: { url: "", ...DEFAULT_TRYTON_SESSIONS },
 };
 
 export type PartialDatabaseOptions = { bus?: boolean; retention?: Partial<RetentionOptions> };
 
 /** What callers may pass: any subset, nested objects merged field by field. */
-export type TidingsOptionsInput = Partial<Omit<TidingsOptions, "ws" | "commands" | "databases">> & {
+export type TidingsOptionsInput = Partial<Omit<TidingsOptions, "ws" | "commands" | "databases" | "trytonSessions">> & {
   ws?: Partial<WebSocketOptions>;
+  trytonSessions?: Partial<TrytonSessionOptions> | undefined;
   commands?: Partial<CommandOptions>;
   databases?: Record<string, PartialDatabaseOptions> | readonly string[];
 };
@@ -168,6 +195,7 @@ export function resolveOptions(input: TidingsOptionsInput = {}): TidingsOptions 
     databases,
     ws: { ...DEFAULTS.ws, ...stripUndefined(input.ws ?? {}) },
     commands: { ...DEFAULTS.commands, ...stripUndefined(input.commands ?? {}) },
+    trytonSessions: resolveTrytonSessions(input.trytonSessions),
   };
   const positive: Array<[string, number]> = [
     ["port", o.port + 1],
@@ -229,6 +257,34 @@ function resolveDatabases(
     out[name] = { bus: opts.bus ?? true, retention };
   }
   return out;
+}
+
+function resolveTrytonSessions(input: Partial<TrytonSessionOptions> | undefined): TrytonSessionOptions | undefined {
+  const given = stripUndefined(input ?? {});
+  if (given.url === undefined || given.url === "") {
+    if (Object.keys(given).some((k) => k !== "url")) {
+      configError("trytonSessions.url is required to check Tryton sessions: Tryton's PostgreSQL server, e.g. postgres://tryton@db-host:5432/.");
+    }
+    return undefined;
+  }
+  const o: TrytonSessionOptions = { ...DEFAULT_TRYTON_SESSIONS, ...given, url: given.url };
+  let url: URL | null = null;
+  try {
+    url = new URL(o.url);
+  } catch {
+    // reported below
+  }
+  if (url === null || (url.protocol !== "postgres:" && url.protocol !== "postgresql:")) {
+    configError("trytonSessions.url must be a PostgreSQL URL such as postgres://tryton@db-host:5432/.");
+  }
+  if (url.pathname !== "" && url.pathname !== "/") {
+    configError("trytonSessions.url must not name a database: the tidings database name is the Tryton database name.");
+  }
+  for (const key of ["maxAgeSeconds", "timeoutSeconds"] as const) {
+    if (!Number.isFinite(o[key]) || o[key] <= 0) configError(`trytonSessions.${key} must be a positive number, got ${o[key]}.`);
+  }
+  if (!Number.isFinite(o.cacheSeconds) || o.cacheSeconds < 0) configError(`trytonSessions.cacheSeconds must not be negative, got ${o.cacheSeconds}.`);
+  return o;
 }
 
 function stripUndefined<T extends object>(o: T): Partial<T> {

@@ -5,6 +5,7 @@ import { Bus, type BusInput } from "./core/bus.js";
 import { Authenticator } from "./auth/authenticate.js";
 import { loadSecret } from "./auth/secret.js";
 import type { SessionVerifier } from "./auth/tryton-session.js";
+import { TrytonPostgresVerifier } from "./auth/tryton-pg-verifier.js";
 import { TidingsError, toTidingsError } from "./errors.js";
 import type { ServerContext } from "./transports/http/context.js";
 import { PollLimiter } from "./transports/http/poll-limiter.js";
@@ -14,6 +15,7 @@ import { sendError, sendJson } from "./transports/http/respond.js";
 import { handleBusPoll } from "./transports/http-longpoll/bus-route.js";
 import { handleNotify, handlePublish } from "./transports/http/publish-routes.js";
 import { registerCommandRoutes } from "./transports/http/command-routes.js";
+import { registerAdminRoutes } from "./transports/http/admin-routes.js";
 import { redactStoreUrl } from "./stores/open-store.js";
 import { WebSocketTransport } from "./transports/websocket/index.js";
 import { handleEvents } from "./transports/sse/events-route.js";
@@ -38,6 +40,8 @@ export class TidingsServer implements ServerContext {
   private readonly drainCallbacks = new Set<() => void>();
   private readonly sockets = new Set<Socket>();
   private state: "idle" | "listening" | "draining" | "closed" = "idle";
+  /** The verifier built from `trytonSessions`, closed with the server (one passed in is the caller's). */
+  private ownedVerifier: TrytonPostgresVerifier | undefined;
   private closing: Promise<void> | null = null;
 
   private constructor(
@@ -77,7 +81,11 @@ export class TidingsServer implements ServerContext {
     const bus = await Bus.create(input);
     try {
       const secret = loadSecret(bus.options.secret, bus.options.dataDir, true)!;
-      return new TidingsServer(bus, secret, input.sessionVerifier);
+      const tryton = bus.options.trytonSessions;
+      const owned = input.sessionVerifier === undefined && tryton !== undefined ? new TrytonPostgresVerifier(tryton) : undefined;
+      const server = new TidingsServer(bus, secret, input.sessionVerifier ?? owned);
+      server.ownedVerifier = owned;
+      return server;
     } catch (e) {
       await bus.close();
       throw e;
@@ -117,6 +125,7 @@ export class TidingsServer implements ServerContext {
     r.add("POST", "/:db/notify", (ctx) => handleNotify(this, ctx));
     r.add("GET", "/:db/events", (ctx) => handleEvents(this, ctx));
     registerCommandRoutes(this, r);
+    registerAdminRoutes(this, r);
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -204,7 +213,11 @@ export class TidingsServer implements ServerContext {
       await closed;
       clearTimeout(grace);
       clearInterval(idleSweep);
-      await this.bus.close();
+      try {
+        await this.bus.close();
+      } finally {
+        await this.ownedVerifier?.close();
+      }
       this.state = "closed";
     })();
     return this.closing;

@@ -3,6 +3,7 @@
  * Redis), driven by publisher and subscriber processes of their own.
  *
  *   node --import tsx bench/scale-out/run.ts [--engines postgres,redis] [--seconds 5]
+ *        [--only throughput,latency,fanout] [--rate 1000] [--cpu-prof <dir>]
  *
  * Scenarios, per engine:
  *   - publish throughput: HTTP (POST /<db>/publish round robin over the 3 instances) and
@@ -43,6 +44,8 @@ const ENGINES = arg("engines", "postgres,redis").split(",");
 const SECONDS = Number(arg("seconds", "5"));
 const ONLY = new Set(arg("only", "throughput,latency,fanout").split(","));
 const RATE = Number(arg("rate", "1000"));
+/** `--cpu-prof <dir>`: a V8 CPU profile of each instance, written when it stops. */
+const PROFILE = arg("cpu-prof", "");
 const PG_URL = process.env.TIDINGS_BENCH_POSTGRES_URL ?? "postgres://postgres@127.0.0.1:5432/test";
 const REDIS_URL = process.env.TIDINGS_BENCH_REDIS_URL ?? "redis://127.0.0.1:6379";
 
@@ -54,7 +57,8 @@ interface Instance {
 }
 
 function startInstance(storeUrl: string): Promise<Instance> {
-  const child = spawn(process.execPath, [CLI, "serve", "--port", "0", "--store", storeUrl, "--secret", SECRET, "--databases", DB], {
+  const prof = PROFILE ? ["--cpu-prof", "--cpu-prof-dir", PROFILE] : [];
+  const child = spawn(process.execPath, [...prof, CLI, "serve", "--port", "0", "--store", storeUrl, "--secret", SECRET, "--databases", DB], {
     stdio: ["ignore", "pipe", "inherit"],
   });
   return new Promise((resolve, reject) => {
@@ -261,7 +265,7 @@ async function latency(engine: string, instances: readonly Instance[], token: st
     scenario: `latency A→B,C at ${RATE.toLocaleString("en-US")} msg/s`,
     messages: all.total,
     perSecond: result!.messages / ((result!.endedAt - result!.startedAt) / 1000),
-    unit: "msg/s published",
+    unit: "msg/s published (deliveries after a 1 s warm-up counted)",
     p50: all.quantile(0.5),
     p99: all.quantile(0.99),
     errors: result!.errors + lost + disorder,

@@ -22,12 +22,12 @@ let expected = Infinity;
 let reachedCount = 0;
 let stopping = false;
 
-function deliver(conn: number, message: { message_id?: unknown; t?: unknown }): void {
+function deliver(conn: number, message: { message_id?: unknown; t?: unknown; warm?: unknown }): void {
   const t = now();
   if (deliveries === 0) firstDelivery = t;
   lastDelivery = t;
   deliveries++;
-  if (typeof message.t === "number") hist.record(t - message.t);
+  if (typeof message.t === "number" && message.warm !== true) hist.record(t - message.t);
   const id = String(message.message_id);
   if (id <= lastIds[conn]!) outOfOrder++;
   lastIds[conn] = id;
@@ -43,7 +43,7 @@ function websocket(c: SubscribeConfig, conn: number): Promise<void> {
     const ws = new WebSocket(`${urlOf(c, conn).replace(/^http/, "ws")}/${c.db}/ws?token=${encodeURIComponent(c.token)}`);
     ws.on("open", () => ws.send(JSON.stringify({ id: 1, type: "subscribe", data: { channels: [c.channel] } })));
     ws.on("message", (data) => {
-      const frame = JSON.parse(data.toString()) as { id?: unknown; type?: string; error?: string; data?: { message?: { message_id?: unknown; t?: unknown } } };
+      const frame = JSON.parse(data.toString()) as { id?: unknown; type?: string; error?: string; data?: { message?: { message_id?: unknown; t?: unknown; warm?: unknown } } };
       if (frame.type === "subscription-update" && frame.data?.message) deliver(conn, frame.data.message);
       else if (frame.type === "subscribe" && frame.id === 1) (frame.error ? reject(new Error(frame.error)) : resolve());
     });
@@ -70,7 +70,7 @@ function sse(c: SubscribeConfig, conn: number): Promise<void> {
           buffer = buffer.slice(end + 2);
           const data = block.split("\n").find((l) => l.startsWith("data: "));
           if (data === undefined || block.startsWith("event:")) continue;
-          const { message } = JSON.parse(data.slice(6)) as { message: { message_id?: unknown; t?: unknown } };
+          const { message } = JSON.parse(data.slice(6)) as { message: { message_id?: unknown; t?: unknown; warm?: unknown } };
           deliver(conn, message);
         }
       });
@@ -98,7 +98,7 @@ function longpoll(c: SubscribeConfig, conn: number): Promise<void> {
       res.setEncoding("utf8");
       res.on("data", (d: string) => (text += d));
       res.on("end", () => {
-        const answer = JSON.parse(text) as { messages?: { message: { message_id: string; t?: unknown } }[] };
+        const answer = JSON.parse(text) as { messages?: { message: { message_id: string; t?: unknown; warm?: unknown } }[] };
         for (const m of answer.messages ?? []) {
           deliver(conn, m.message);
           cursor = m.message.message_id;

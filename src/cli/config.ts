@@ -66,6 +66,10 @@ const DESCRIPTIONS: Record<string, string> = {
   "commands.defaultDeadlineMs": "deadline of a command sent without one",
   "commands.maxInFlight": "commands one connection holds (delivered or running) at a time",
   "commands.expiryIntervalMs": "how often due deadlines are swept",
+  "trytonSessions.url": "Tryton's PostgreSQL server (no database), to accept Tryton's Session header: postgres://tryton@db-host:5432/",
+  "trytonSessions.maxAgeSeconds": "a Tryton session older than this is refused (trytond's session.max_age)",
+  "trytonSessions.timeoutSeconds": "a Tryton session unused this long is refused",
+  "trytonSessions.cacheSeconds": "how long an accepted Tryton session is reused without asking its database",
 };
 
 function kebab(name: string): string {
@@ -332,6 +336,7 @@ function defaultText(spec: OptionSpec): string {
   if (spec.kind === "duration" && typeof value === "number") return formatDuration(value);
   if (spec.kind === "bytes" && typeof value === "number") return formatBytes(value);
   if (spec.kind === "databases") return Object.keys(value as object).join(",");
+  if (value === "") return "none";
   return Array.isArray(value) ? value.join(",") || "none" : String(value);
 }
 
@@ -357,7 +362,7 @@ function placeholder(kind: OptionKind): string {
   return "value";
 }
 
-const GROUP_TITLES: Record<string, string> = { ws: "WebSocket", commands: "Command" };
+const GROUP_TITLES: Record<string, string> = { ws: "WebSocket", commands: "Command", trytonSessions: "Tryton session" };
 
 function helpGroup(key: string): string {
   const dot = key.indexOf(".");

@@ -1,0 +1,206 @@
+import postgres from "postgres";
+import type { Identity } from "../core/identity.js";
+import { TidingsError } from "../errors.js";
+import type { SessionVerifier, TrytonSession } from "./tryton-session.js";
+
+export interface TrytonPostgresVerifierOptions {
+  /**
+   * Tryton's PostgreSQL server, without a database (`postgres://tryton@db-host:5432/`): the
+   * database is the tidings database name, which is the Tryton database name.
+   */
+  readonly url: string;
+  /** @default 2_592_000 — trytond's `session.max_age` (30 days), counted from the session's creation. */
+  readonly maxAgeSeconds?: number;
+  /** @default 604_800 — a session unused this long (since write_date, else create_date) is refused. */
+  readonly timeoutSeconds?: number;
+  /** @default 30 — how long an accepted session is reused without asking Tryton's database (0: never). */
+  readonly cacheSeconds?: number;
+  /** @default 2 — connections of the pool of each Tryton database. */
+  readonly maxConnectionsPerDb?: number;
+  /** The clock of the cache (ms since epoch); tests move it. */
+  readonly now?: () => number;
+}
+
+export const TRYTON_SESSION_DEFAULTS = { maxAgeSeconds: 2_592_000, timeoutSeconds: 604_800, cacheSeconds: 30 } as const;
+
+/** Ids are PostgreSQL `integer`s; a larger one would be a query error, not a refusal. */
+const MAX_ID = 2_147_483_647;
+const MAX_CACHED = 10_000;
+
+interface Row {
+  readonly login: string;
+  readonly active: boolean | null;
+  /** Seconds until the first of the two limits (max age, idle timeout) is reached. */
+  readonly remaining: number;
+}
+
+/**
+ * Checks `Authorization: Session base64(login:user_id:key)` against Tryton's own
+ * `ir_session` table, read-only. It mirrors trytond's `ir/session.py`
+ * (tryton/tryton, trytond/trytond/ir/session.py) as far as a reader can:
+ *
+ * - `Session.check(user, key)`, which authenticates every request, the bus included: a row
+ *   with `create_uid = user` and that key, whose `create_date` is within `session.max_age`
+ *   of now (`abs(create_date - now) < max_age`). trytond runs in UTC (trytond/__init__.py
+ *   sets TZ=UTC), so its naive timestamps are compared with `now() AT TIME ZONE 'UTC'`.
+ * - `Session.check_timeout`: `last_modified_at` (write_date, else create_date) within a
+ *   timeout. trytond applies its `session.timeout` (300 s) only to "fresh session" RPCs and
+ *   refreshes write_date on RPC calls (`Session.reset`, at most every timeout/10); a bus
+ *   poll refreshes nothing. So the timeout here is an idle limit of its own (7 days).
+ * - Not mirrored: the deletion of expired rows (a reader writes nothing; such rows are just
+ *   refused), the `ip_address` match of recent trytond (the request's address is not the
+ *   verifier's to see, and tidings may sit behind another proxy), and `max_attempt`
+ *   (login attempts, not sessions: keys are 256-bit `token_hex`, not guessable).
+ * - Stricter than trytond, which only logs the login of the header: the login must be the
+ *   user's, and the user active.
+ *
+ * Accepted sessions are cached briefly (a long-polling client asks on every poll);
+ * refusals are not. A database that cannot be reached answers 503, never 401.
+ */
+export class TrytonPostgresVerifier implements SessionVerifier {
+  private readonly url: string;
+  private readonly maxAgeSeconds: number;
+  private readonly timeoutSeconds: number;
+  private readonly cacheMs: number;
+  private readonly maxConnections: number;
+  private readonly now: () => number;
+  private readonly pools = new Map<string, postgres.Sql>();
+  private readonly cache = new Map<string, { identity: Identity; until: number }>();
+  /** Concurrent checks of the same credentials share one query (clients reconnecting at once). */
+  private readonly inFlight = new Map<string, Promise<Identity | null>>();
+  private closed = false;
+
+  constructor(options: TrytonPostgresVerifierOptions) {
+    const problem = trytonServerUrlProblem(options.url);
+    if (problem !== null) throw new TidingsError("TIDINGS_ERR_CONFIG", problem);
+    this.url = options.url;
+    this.maxAgeSeconds = options.maxAgeSeconds ?? TRYTON_SESSION_DEFAULTS.maxAgeSeconds;
+    this.timeoutSeconds = options.timeoutSeconds ?? TRYTON_SESSION_DEFAULTS.timeoutSeconds;
+    this.cacheMs = (options.cacheSeconds ?? TRYTON_SESSION_DEFAULTS.cacheSeconds) * 1000;
+    this.maxConnections = options.maxConnectionsPerDb ?? 2;
+    this.now = options.now ?? Date.now;
+    for (const [name, value] of [
+      ["maxAgeSeconds", this.maxAgeSeconds],
+      ["timeoutSeconds", this.timeoutSeconds],
+      ["maxConnectionsPerDb", this.maxConnections],
+    ] as const) {
+      if (!Number.isFinite(value) || value <= 0) throw new TidingsError("TIDINGS_ERR_CONFIG", `Tryton sessions: ${name} must be a positive number, got ${value}.`);
+    }
+    if (!Number.isFinite(this.cacheMs) || this.cacheMs < 0) {
+      throw new TidingsError("TIDINGS_ERR_CONFIG", "Tryton sessions: cacheSeconds must not be negative.");
+    }
+  }
+
+  async verify(db: string, session: TrytonSession): Promise<Identity | null> {
+    const id = Number(session.userId);
+    if (!Number.isSafeInteger(id) || id > MAX_ID) return null;
+    const cacheKey = JSON.stringify([db, session.userId, session.login, session.key]);
+    const now = this.now();
+    const hit = this.cache.get(cacheKey);
+    if (hit !== undefined) {
+      if (hit.until > now) return hit.identity;
+      this.cache.delete(cacheKey);
+    }
+    let pending = this.inFlight.get(cacheKey);
+    if (pending === undefined) {
+      pending = this.check(db, id, session, cacheKey).finally(() => this.inFlight.delete(cacheKey));
+      this.inFlight.set(cacheKey, pending);
+    }
+    return pending;
+  }
+
+  private async check(db: string, id: number, session: TrytonSession, cacheKey: string): Promise<Identity | null> {
+    if (this.closed) throw new TidingsError("TIDINGS_ERR_AUTH_UNAVAILABLE", "Tryton sessions cannot be checked: the verifier is closed.");
+    const sql = this.pool(db);
+    let rows: Row[];
+    try {
+      rows = await sql<Row[]>`
+        SELECT u.login, u.active,
+          EXTRACT(EPOCH FROM LEAST(
+            s.create_date + make_interval(secs => ${this.maxAgeSeconds}),
+            COALESCE(s.write_date, s.create_date) + make_interval(secs => ${this.timeoutSeconds})
+          ) - (now() AT TIME ZONE 'UTC'))::float8 AS remaining
+        FROM ir_session s JOIN res_user u ON u.id = s.create_uid
+        WHERE s.create_uid = ${id} AND s.key = ${session.key}
+          AND abs(EXTRACT(EPOCH FROM (now() AT TIME ZONE 'UTC') - s.create_date)) < ${this.maxAgeSeconds}
+          AND abs(EXTRACT(EPOCH FROM (now() AT TIME ZONE 'UTC') - COALESCE(s.write_date, s.create_date))) < ${this.timeoutSeconds}
+        LIMIT 1`;
+    } catch (cause) {
+      throw await this.failure(db, cause);
+    }
+    const row = rows[0];
+    if (row === undefined || row.login !== session.login || row.active !== true) return null;
+    const now = this.now();
+    const expiresAt = now + Math.max(0, row.remaining) * 1000;
+    const identity: Identity = { user: session.userId, db, role: "subscriber", channels: [], addresses: [], expiresAt, via: "session" };
+    if (this.cacheMs > 0 && !this.closed) {
+      if (this.cache.size >= MAX_CACHED) {
+        const oldest = this.cache.keys().next();
+        if (!oldest.done) this.cache.delete(oldest.value);
+      }
+      // Never beyond the session's own end.
+      this.cache.set(cacheKey, { identity, until: Math.min(now + this.cacheMs, expiresAt) });
+    }
+    return identity;
+  }
+
+  /** One small pool per Tryton database, opened on first use. */
+  private pool(db: string): postgres.Sql {
+    let sql = this.pools.get(db);
+    if (sql === undefined) {
+      sql = postgres(this.url, {
+        database: db,
+        max: this.maxConnections,
+        idle_timeout: 60,
+        // A blackholed server must not hold polls for postgres.js's default 30 s.
+        connect_timeout: 5,
+        fetch_types: false,
+        onnotice: () => {},
+        connection: {
+          application_name: "tidings-session-verifier",
+          default_transaction_read_only: true,
+          statement_timeout: 5000,
+        },
+      });
+      this.pools.set(db, sql);
+    }
+    return sql;
+  }
+
+  private async failure(db: string, cause: unknown): Promise<TidingsError> {
+    // Tryton answers 404 for a database it does not have (security._get_pool); so do we.
+    if (cause instanceof postgres.PostgresError && cause.code === "3D000") {
+      const sql = this.pools.get(db);
+      this.pools.delete(db);
+      await sql?.end({ timeout: 1 });
+      return new TidingsError("TIDINGS_ERR_DB_UNKNOWN", `Tryton has no database named ${JSON.stringify(db)}.`, { cause });
+    }
+    return new TidingsError("TIDINGS_ERR_AUTH_UNAVAILABLE", "Tryton's session database cannot be reached: retry shortly.", { cause });
+  }
+
+  /** Ends every pool; safe to call twice. */
+  async close(): Promise<void> {
+    this.closed = true;
+    this.cache.clear();
+    const pools = [...this.pools.values()];
+    this.pools.clear();
+    await Promise.all(pools.map((sql) => sql.end({ timeout: 5 })));
+  }
+}
+
+/** Why `url` cannot be Tryton's PostgreSQL server URL, or null when it can. */
+export function trytonServerUrlProblem(url: string): string | null {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    return "Tryton sessions: url must be a PostgreSQL URL such as postgres://tryton@db-host:5432/.";
+  }
+  if (parsed.protocol !== "postgres:" && parsed.protocol !== "postgresql:") {
+    return `Tryton sessions: url must start with postgres:// (got ${parsed.protocol}//).`;
+  }
+  if (parsed.pathname !== "" && parsed.pathname !== "/") {
+    return "Tryton sessions: url must not name a database: the tidings database name is the Tryton database name.";
+  }
+  return null;
+}

@@ -268,23 +268,30 @@ function resolveTrytonSessions(input: Partial<TrytonSessionOptions> | undefined)
     return undefined;
   }
   const o: TrytonSessionOptions = { ...DEFAULT_TRYTON_SESSIONS, ...given, url: given.url };
-  let url: URL | null = null;
-  try {
-    url = new URL(o.url);
-  } catch {
-    // reported below
-  }
-  if (url === null || (url.protocol !== "postgres:" && url.protocol !== "postgresql:")) {
-    configError("trytonSessions.url must be a PostgreSQL URL such as postgres://tryton@db-host:5432/.");
-  }
-  if (url.pathname !== "" && url.pathname !== "/") {
-    configError("trytonSessions.url must not name a database: the tidings database name is the Tryton database name.");
-  }
+  const problem = trytonServerUrlProblem(o.url);
+  if (problem !== null) configError(`trytonSessions.url ${problem}`);
   for (const key of ["maxAgeSeconds", "timeoutSeconds"] as const) {
     if (!Number.isFinite(o[key]) || o[key] <= 0) configError(`trytonSessions.${key} must be a positive number, got ${o[key]}.`);
   }
   if (!Number.isFinite(o.cacheSeconds) || o.cacheSeconds < 0) configError(`trytonSessions.cacheSeconds must not be negative, got ${o.cacheSeconds}.`);
   return o;
+}
+
+/** Why `url` cannot be Tryton's PostgreSQL server URL (a sentence's end), or null when it can. */
+export function trytonServerUrlProblem(url: string): string | null {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    return "must be a PostgreSQL URL such as postgres://tryton@db-host:5432/.";
+  }
+  if (parsed.protocol !== "postgres:" && parsed.protocol !== "postgresql:") {
+    return "must be a PostgreSQL URL such as postgres://tryton@db-host:5432/.";
+  }
+  if (parsed.pathname !== "" && parsed.pathname !== "/") {
+    return "must not name a database: the tidings database name is the Tryton database name.";
+  }
+  return null;
 }
 
 function stripUndefined<T extends object>(o: T): Partial<T> {

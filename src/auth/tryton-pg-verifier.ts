@@ -1,6 +1,7 @@
 import postgres from "postgres";
 import type { Identity } from "../core/identity.js";
 import { TidingsError } from "../errors.js";
+import { DEFAULT_TRYTON_SESSIONS, trytonServerUrlProblem } from "../options.js";
 import type { SessionVerifier, TrytonSession } from "./tryton-session.js";
 
 export interface TrytonPostgresVerifierOptions {
@@ -20,8 +21,6 @@ export interface TrytonPostgresVerifierOptions {
   /** The clock of the cache (ms since epoch); tests move it. */
   readonly now?: () => number;
 }
-
-export const TRYTON_SESSION_DEFAULTS = { maxAgeSeconds: 2_592_000, timeoutSeconds: 604_800, cacheSeconds: 30 } as const;
 
 /** Ids are PostgreSQL `integer`s; a larger one would be a query error, not a refusal. */
 const MAX_ID = 2_147_483_647;
@@ -46,7 +45,8 @@ interface Row {
  * - `Session.check_timeout`: `last_modified_at` (write_date, else create_date) within a
  *   timeout. trytond applies its `session.timeout` (300 s) only to "fresh session" RPCs and
  *   refreshes write_date on RPC calls (`Session.reset`, at most every timeout/10); a bus
- *   poll refreshes nothing. So the timeout here is an idle limit of its own (7 days).
+ *   poll (trytond/bus.py `subscribe`, `@app.auth_required` → `security.check`) refreshes
+ *   nothing. So the timeout here is an idle limit of its own (7 days), not trytond's.
  * - Not mirrored: the deletion of expired rows (a reader writes nothing; such rows are just
  *   refused), the `ip_address` match of recent trytond (the request's address is not the
  *   verifier's to see, and tidings may sit behind another proxy), and `max_attempt`
@@ -72,11 +72,11 @@ export class TrytonPostgresVerifier implements SessionVerifier {
 
   constructor(options: TrytonPostgresVerifierOptions) {
     const problem = trytonServerUrlProblem(options.url);
-    if (problem !== null) throw new TidingsError("TIDINGS_ERR_CONFIG", problem);
+    if (problem !== null) throw new TidingsError("TIDINGS_ERR_CONFIG", `Tryton sessions: url ${problem}`);
     this.url = options.url;
-    this.maxAgeSeconds = options.maxAgeSeconds ?? TRYTON_SESSION_DEFAULTS.maxAgeSeconds;
-    this.timeoutSeconds = options.timeoutSeconds ?? TRYTON_SESSION_DEFAULTS.timeoutSeconds;
-    this.cacheMs = (options.cacheSeconds ?? TRYTON_SESSION_DEFAULTS.cacheSeconds) * 1000;
+    this.maxAgeSeconds = options.maxAgeSeconds ?? DEFAULT_TRYTON_SESSIONS.maxAgeSeconds;
+    this.timeoutSeconds = options.timeoutSeconds ?? DEFAULT_TRYTON_SESSIONS.timeoutSeconds;
+    this.cacheMs = (options.cacheSeconds ?? DEFAULT_TRYTON_SESSIONS.cacheSeconds) * 1000;
     this.maxConnections = options.maxConnectionsPerDb ?? 2;
     this.now = options.now ?? Date.now;
     for (const [name, value] of [
@@ -186,21 +186,4 @@ export class TrytonPostgresVerifier implements SessionVerifier {
     this.pools.clear();
     await Promise.all(pools.map((sql) => sql.end({ timeout: 5 })));
   }
-}
-
-/** Why `url` cannot be Tryton's PostgreSQL server URL, or null when it can. */
-export function trytonServerUrlProblem(url: string): string | null {
-  let parsed: URL;
-  try {
-    parsed = new URL(url);
-  } catch {
-    return "Tryton sessions: url must be a PostgreSQL URL such as postgres://tryton@db-host:5432/.";
-  }
-  if (parsed.protocol !== "postgres:" && parsed.protocol !== "postgresql:") {
-    return `Tryton sessions: url must start with postgres:// (got ${parsed.protocol}//).`;
-  }
-  if (parsed.pathname !== "" && parsed.pathname !== "/") {
-    return "Tryton sessions: url must not name a database: the tidings database name is the Tryton database name.";
-  }
-  return null;
 }

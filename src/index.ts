@@ -31,3 +31,4 @@ export type { CommandView, CommandDelivery } from "./protocol/commands.js";
 export type { Handler, HandlerContext, HandlerRequest } from "./core/handlers.js";
 export { CLOSE as WS_CLOSE_CODES } from "./transports/websocket/close-codes.js";
 export type { WebSocketTransport, WebSocketEvents } from "./transports/websocket/index.js";
+export { TrytonPostgresVerifier } from "./auth/tryton-pg-verifier.js";

@@ -1,49 +1,7 @@
-import { Agent, request as httpRequest, type IncomingMessage } from "node:http";
-import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
 import type { Command } from "commander";
 import type { CommandView } from "../protocol/commands.js";
 import { parseDurationMs } from "./config.js";
-import { addRemoteOptions, CliError, replyError, resolveRemote, type JsonReply, type Remote } from "./remote.js";
-
-const agent = new Agent({ keepAlive: false });
-const httpsAgent = new HttpsAgent({ keepAlive: false });
-
-/** One JSON request with node:http (a `--wait` lasts up to the server's poll timeout, past fetch's). */
-function requestJson(method: "GET" | "POST", url: string, token: string, body?: unknown): Promise<JsonReply> {
-  const text = body === undefined ? undefined : JSON.stringify(body);
-  const target = new URL(url);
-  const secure = target.protocol === "https:";
-  return new Promise((resolve, reject) => {
-    const req = (secure ? httpsRequest : httpRequest)(
-      target,
-      {
-        method,
-        agent: secure ? httpsAgent : agent,
-        headers: {
-          authorization: `Bearer ${token}`,
-          ...(text !== undefined ? { "content-type": "application/json", "content-length": Buffer.byteLength(text) } : {}),
-        },
-      },
-      (res: IncomingMessage) => {
-        const chunks: Buffer[] = [];
-        res.on("data", (c: Buffer) => chunks.push(c));
-        res.on("error", reject);
-        res.on("end", () => {
-          const raw = Buffer.concat(chunks).toString("utf8");
-          let parsed: unknown = raw;
-          try {
-            parsed = raw.length > 0 ? JSON.parse(raw) : null;
-          } catch {
-            // not JSON: kept as text for the error message
-          }
-          resolve({ status: res.statusCode ?? 0, body: parsed });
-        });
-      },
-    );
-    req.on("error", (e) => reject(new CliError(`Cannot reach ${target.origin}: ${e.message}`)));
-    req.end(text);
-  });
-}
+import { addRemoteOptions, CliError, closeConnections, replyError, requestJson, resolveRemote, type Remote } from "./remote.js";
 
 function commandsUrl(remote: Remote, path = ""): string {
   return `${remote.url}/${encodeURIComponent(remote.db)}/commands${path}`;
@@ -96,6 +54,8 @@ function print(c: CommandView, json: boolean): void {
 /** `tidings command send|get|list|cancel`: server-to-client commands through the HTTP API. */
 export function registerCommandCli(program: Command): void {
   const command = program.command("command").description("send server-to-client commands and follow them to their outcome");
+  // Kept-alive sockets would hold the process after the answer.
+  command.hook("postAction", () => closeConnections());
 
   const send = command
     .command("send")

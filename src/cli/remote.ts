@@ -68,23 +68,29 @@ const agent = new Agent({ keepAlive: true, maxSockets: 4 });
 const httpsAgent = new HttpsAgent({ keepAlive: true, maxSockets: 4 });
 
 /**
- * POSTs JSON and reads the JSON answer. node:http rather than fetch: a long-poll lasts the
- * server's poll timeout (5 min by default), which is fetch's own header timeout.
+ * One JSON request, answered with the parsed JSON. node:http rather than fetch: a
+ * long-poll or a `--wait` lasts the server's poll timeout (5 min by default), which is
+ * fetch's own header timeout.
  */
-export function postJson(url: string, token: string, body: unknown, signal?: AbortSignal): Promise<JsonReply> {
-  const text = JSON.stringify(body);
+export function requestJson(
+  method: "GET" | "POST",
+  url: string,
+  token: string,
+  body?: unknown,
+  signal?: AbortSignal,
+): Promise<JsonReply> {
+  const text = body === undefined ? undefined : JSON.stringify(body);
   const target = new URL(url);
   const secure = target.protocol === "https:";
   return new Promise((resolve, reject) => {
     const req = (secure ? httpsRequest : httpRequest)(
       target,
       {
-        method: "POST",
+        method,
         agent: secure ? httpsAgent : agent,
         headers: {
-          "content-type": "application/json",
-          "content-length": Buffer.byteLength(text),
           authorization: `Bearer ${token}`,
+          ...(text !== undefined ? { "content-type": "application/json", "content-length": Buffer.byteLength(text) } : {}),
         },
         ...(signal ? { signal } : {}),
       },
@@ -107,6 +113,10 @@ export function postJson(url: string, token: string, body: unknown, signal?: Abo
     req.on("error", (e) => reject(signal?.aborted ? e : new CliError(`Cannot reach ${target.origin}: ${e.message}`)));
     req.end(text);
   });
+}
+
+export function postJson(url: string, token: string, body: unknown, signal?: AbortSignal): Promise<JsonReply> {
+  return requestJson("POST", url, token, body, signal);
 }
 
 /** The error sentence of a non-2xx answer: the server's stable code and message. */

@@ -7,22 +7,14 @@ import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { get, type ClientRequest, type IncomingMessage } from "node:http";
 import { SignJWT } from "jose";
-import { chromium, type Browser } from "playwright-core";
+import type { Browser } from "playwright-core";
+import { chromiumSkip, launchChromium } from "../helpers/browser.js";
 import type { TidingsServer } from "../../src/server.js";
 import { RateMeter } from "../../src/core/rates.js";
 import { topChannels, type AdminStats, type RateView } from "../../src/transports/http/admin-stats.js";
 import { startServer, token } from "../helpers/server.js";
 import { call, errorBody, parked, poll, publish, waitFor, type Reply } from "./longpoll-client.js";
 
-const CHROMIUM_ARGS = [
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-];
 
 /** A channel name a user chose to attack the page with. */
 const HOSTILE = 'room-<script>window.__pwned=1</script><img src=x onerror="window.__pwned=2">';
@@ -251,13 +243,13 @@ describe("what the stats are made of", () => {
   });
 });
 
-describe("GET /admin in headless Chromium", () => {
+describe("GET /admin in headless Chromium", { skip: chromiumSkip }, () => {
   let server: TidingsServer;
   let browser: Browser;
 
   before(async () => {
     server = await startServer({ accessRules: [{ channels: "room-*" }] });
-    browser = await chromium.launch({ executablePath: "/usr/bin/chromium", args: CHROMIUM_ARGS });
+    browser = await launchChromium();
   });
   after(async () => {
     await browser?.close();

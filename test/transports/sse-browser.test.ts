@@ -1,19 +1,11 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { chromium, type Browser, type Page } from "playwright-core";
+import type { Browser, Page } from "playwright-core";
+import { chromiumSkip, launchChromium } from "../helpers/browser.js";
 import type { TidingsServer } from "../../src/server.js";
 import { startServer, token } from "../helpers/server.js";
 
-const CHROMIUM_ARGS = [
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-];
 
 interface BrowserEvent {
   type: string;
@@ -21,7 +13,7 @@ interface BrowserEvent {
   data: any;
 }
 
-describe("SSE in headless Chromium's own EventSource", () => {
+describe("SSE in headless Chromium's own EventSource", { skip: chromiumSkip }, () => {
   let browser: Browser;
   let server: TidingsServer;
   let page: Page;
@@ -32,7 +24,7 @@ describe("SSE in headless Chromium's own EventSource", () => {
     server.http.on("request", (req: IncomingMessage, res: ServerResponse) => {
       if (req.url?.includes("/events")) streams.push({ req, res });
     });
-    browser = await chromium.launch({ executablePath: "/usr/bin/chromium", args: CHROMIUM_ARGS });
+    browser = await launchChromium();
     page = await browser.newPage();
     // Same origin as the stream, as a page served next to the bus would be.
     await page.goto(`${server.url}/healthz`);

@@ -13,7 +13,8 @@ import { createRequire } from "node:module";
 import { readFileSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { chromium, type Browser, type Page } from "playwright-core";
+import type { Browser, Page } from "playwright-core";
+import { chromiumSkip, launchChromium } from "../helpers/browser.js";
 import { createServer, type TidingsServer } from "../../src/server.js";
 import { StaticSessionVerifier } from "../../src/auth/tryton-session.js";
 import { TEST_SECRET } from "../helpers/server.js";
@@ -80,7 +81,7 @@ interface Received {
   readonly message: Record<string, unknown>;
 }
 
-describe("tryton-sao's bus.js in Chromium", () => {
+describe("tryton-sao's bus.js in Chromium", { skip: chromiumSkip }, () => {
   const dir = mkdtempSync(join(tmpdir(), `tidings-sao-${process.pid}-`));
   const store = `sqlite:${join(dir, "bus.db")}`;
   let pages: Server;
@@ -125,10 +126,7 @@ describe("tryton-sao's bus.js in Chromium", () => {
     });
     await new Promise<void>((ok) => pages.listen(0, "127.0.0.1", ok));
     pageOrigin = `http://127.0.0.1:${(pages.address() as AddressInfo).port}`;
-    browser = await chromium.launch({
-      executablePath: "/usr/bin/chromium",
-      args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-    });
+    browser = await launchChromium();
     page = await browser.newPage();
   });
 

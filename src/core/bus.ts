@@ -9,6 +9,7 @@ import { createLogger } from "../logger.js";
 import { AccessControl } from "./access.js";
 import { isValidDbName } from "./channels.js";
 import { DbLog } from "./db-log.js";
+import { AppendCombiner } from "./append-combiner.js";
 import type { Delivery } from "./listener.js";
 import { toAppendEntry } from "./messages.js";
 import { buildNotification, type Notification } from "./notify.js";
@@ -49,6 +50,7 @@ export class Bus extends EventEmitter<BusEvents> {
   /** Server-to-client commands (DESIGN §6): send, get, list, cancel, wait. */
   readonly commands: CommandService;
   private readonly logs = new Map<string, DbLog>();
+  private readonly combiners = new Map<string, AppendCombiner>();
   private readonly offAppend: () => void;
   private retentionTimer: NodeJS.Timeout | undefined;
   private closed = false;
@@ -139,14 +141,26 @@ export class Bus extends EventEmitter<BusEvents> {
     }
     const log = this.log(db);
     const entries = items.map((i) => toAppendEntry(i.channel, i.message, this.options.maxMessageBytes));
-    const start = performance.now();
-    const stored = await this.store.append(db, entries);
-    this.metrics.storeLatency.observe({ op: "append" }, (performance.now() - start) / 1000);
-    this.metrics.published.inc({ db }, stored.length);
-    if (this.store.capabilities.shared) void log.refresh().catch((e: unknown) => this.storeError(e));
-    else log.ingestLocal(stored);
-    this.emit("message:published", db, stored);
+    const stored = await this.combiner(db, log).append(entries);
     return stored.map((m) => m.id);
+  }
+
+  /** The group-commit queue of a database; every append of this process goes through it. */
+  private combiner(db: string, log: DbLog): AppendCombiner {
+    let c = this.combiners.get(db);
+    if (c === undefined) {
+      c = new AppendCombiner(this.store, db, this.options.maxBatch, (stored, ms) => {
+        this.metrics.storeLatency.observe({ op: "append" }, ms / 1000);
+        this.metrics.published.inc({ db }, stored.length);
+        // The log of this database as it is now (a log that failed to load is replaced).
+        const current = this.logs.get(db) ?? log;
+        if (this.store.capabilities.shared) void current.refresh().catch((e: unknown) => this.storeError(e));
+        else current.ingestLocal(stored);
+        this.emit("message:published", db, stored);
+      });
+      this.combiners.set(db, c);
+    }
+    return c;
   }
 
   /** Tryton's notify(): a notification popup for a user, or for one client of theirs. */
@@ -209,6 +223,7 @@ export class Bus extends EventEmitter<BusEvents> {
     this.offAppend();
     for (const log of this.logs.values()) log.close();
     this.logs.clear();
+    this.combiners.clear();
     await this.store.close();
   }
 }

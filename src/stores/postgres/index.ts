@@ -63,6 +63,8 @@ export class PostgresStore implements Store {
   private readonly listeners = new Set<(db: string) => void>();
   /** Databases this instance has touched: woken after a reconnect and polled. */
   private readonly known = new Set<string>();
+  private readonly notifying = new Set<string>();
+  private readonly notifyAgain = new Set<string>();
   /** Last head seen by the safety-net poll. */
   private readonly polledHeads = new Map<string, string | null>();
   /** Databases with rows held above the horizon, and their readable head when noticed. */
@@ -124,7 +126,35 @@ export class PostgresStore implements Store {
   // ---- the log ---------------------------------------------------------------------------
 
   async append(db: string, entries: readonly AppendEntry[]): Promise<StoredMessage[]> {
-    return this.appendInTransaction(this.o.sql, db, entries);
+    this.known.add(db);
+    const stored = await this.o.log.append(this.o.sql, db, entries, false);
+    this.notifyCommitted(db);
+    return stored;
+  }
+
+  /**
+   * NOTIFY for appends this store committed itself, after their commit: at most one in
+   * flight per database, and one more for whatever committed meanwhile. A crash between
+   * commit and NOTIFY is covered by the other instances' safety-net poll.
+   */
+  private notifyCommitted(db: string): void {
+    if (this.notifying.has(db)) {
+      this.notifyAgain.add(db);
+      return;
+    }
+    this.notifying.add(db);
+    void (async () => {
+      try {
+        do {
+          this.notifyAgain.delete(db);
+          await this.o.sql`SELECT pg_notify(${notifyChannel(this.schema)}, ${db})`;
+        } while (this.notifyAgain.has(db) && this.opened);
+      } catch (err) {
+        this.report(err);
+      } finally {
+        this.notifying.delete(db);
+      }
+    })();
   }
 
   /**

@@ -84,11 +84,12 @@ export class PostgresLog {
    * Inserts through `sql` (the caller's transaction, or a pool for a one-statement
    * transaction of its own); the rows become readable when that transaction commits.
    */
-  async append(sql: SqlHandle, db: string, entries: readonly AppendEntry[]): Promise<StoredMessage[]> {
+  async append(sql: SqlHandle, db: string, entries: readonly AppendEntry[], notify = true): Promise<StoredMessage[]> {
     if (entries.length === 0) return [];
     // Text columns only: immune to the caller's type parsers and column transforms.
+    const fn = notify ? "append_entries" : "append_rows";
     const rows = await sql<Row[]>`
-      SELECT xid, pos, ts FROM ${sql(this.schema)}.append_entries(
+      SELECT xid, pos, ts FROM ${sql(this.schema)}.${sql(fn)}(
         ${db}, ${entries.map((e) => e.channel)}::text[], ${entries.map((e) => e.type)}::text[],
         ${entries.map((e) => e.payload)}::text[])`;
     if (rows.length !== entries.length) throw new Error(`append: ${rows.length} rows for ${entries.length} entries`);

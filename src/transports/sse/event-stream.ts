@@ -3,7 +3,7 @@ import type { Identity } from "../../core/identity.js";
 import type { StoredMessage } from "../../stores/store.js";
 import type { ServerContext } from "../http/context.js";
 import { encodeComment, encodeGapEvent, encodeMessageEvent, encodeRetry } from "../../protocol/sse.js";
-import { PacedStream, type StreamSink } from "../websocket/paced-stream.js";
+import { PacedStream, type StreamSink } from "../../core/paced-stream.js";
 
 const MAX_TIMER_MS = 2 ** 31 - 1;
 

@@ -17,7 +17,7 @@ import { BUILTINS } from "./builtins.js";
 import { CLOSE, type CloseReason } from "./close-codes.js";
 import { frameText } from "./frame.js";
 import { Outbox, type FlushScheduler } from "./outbox.js";
-import { PacedStream } from "./paced-stream.js";
+import { PacedStream } from "../../core/paced-stream.js";
 import { SubscriptionSink } from "./subscription-sink.js";
 import { RequestContext } from "./request-context.js";
 

@@ -3,7 +3,7 @@ import { encodeGapPush, encodePush } from "../../protocol/rohrpost.js";
 import type { Connection } from "./connection.js";
 import { frameText, pushFrame } from "./frame.js";
 import type { Outbox } from "./outbox.js";
-import type { PacedStream, StreamSink } from "./paced-stream.js";
+import type { PacedStream, StreamSink } from "../../core/paced-stream.js";
 
 interface Pending {
   readonly started: (gap: boolean) => void;

@@ -1,6 +1,6 @@
-import type { DbLog } from "../../core/db-log.js";
-import type { Listener } from "../../core/listener.js";
-import type { StoredMessage } from "../../stores/store.js";
+import type { DbLog } from "./db-log.js";
+import type { Listener } from "./listener.js";
+import type { StoredMessage } from "../stores/store.js";
 
 /** Where a live subscription's messages go (a WebSocket connection, an SSE response). */
 export interface StreamSink {

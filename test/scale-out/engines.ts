@@ -99,11 +99,11 @@ export async function postgresEngine(): Promise<PostgresEngine> {
   const app = schema;
   // Under CI a missing database is a failure, never a silent skip.
   const skip = onCi || (await postgresReachable()) ? false : `PostgreSQL not reachable at ${new URL(POSTGRES_URL).host}`;
-  // One pooled connection per instance (plus its LISTEN connection): three instances per
-  // file, two files at a time, one server. (postgres.js reads a URL's `max` as a string and
-  // opens a single connection whatever its value; 1 says what it does.)
-  const storeUrl = withParams(POSTGRES_URL, { schema, application_name: app, max: "1" });
-  const readerUrl = withParams(POSTGRES_URL, { schema, application_name: `${app}_reader`, max: "1" });
+  // The default pool (10, opened on demand): postgres.js 3.4.9 reads a URL's `max` as a
+  // string, which makes a pool of one connection, and a pool of one or two never recovers
+  // from pg_terminate_backend while queries are queued (docs/scale-out.md).
+  const storeUrl = withParams(POSTGRES_URL, { schema, application_name: app });
+  const readerUrl = withParams(POSTGRES_URL, { schema, application_name: `${app}_reader` });
   let admin: postgres.Sql | null = null;
   const sqlAdmin = (): postgres.Sql =>
     (admin ??= postgres(withParams(POSTGRES_URL, { application_name: `${app}_admin` }), { max: 4, onnotice: () => {} }));

@@ -114,7 +114,8 @@ async function postPublish(url: string, bearer: string, body: unknown, signal?: 
     method: "POST",
     headers: { "content-type": "application/json", authorization: `Bearer ${bearer}` },
     body: JSON.stringify(body),
-    ...(signal ? { signal } : {}),
+    // A wedged instance must fail the test within its time, not after undici's 300 s.
+    signal: signal ?? AbortSignal.timeout(10_000),
   });
   const text = await res.text();
   if (res.status !== 200) throw new Error(`publish to ${url} answered ${res.status}: ${text}`);

@@ -52,6 +52,26 @@ export class Metrics {
     return child;
   }
 
+  /**
+   * For stores with a read horizon (PostgreSQL): how far the oldest open write transaction
+   * holds readers back, read when scraped. Registered once per registry.
+   */
+  watchHorizonLag(read: () => Promise<number>): void {
+    if (this.registry.getSingleMetric("tidings_store_horizon_lag_seconds") !== undefined) return;
+    new Gauge({
+      name: "tidings_store_horizon_lag_seconds",
+      help: "Age of the oldest open write transaction holding back log readers (PostgreSQL).",
+      registers: [this.registry],
+      async collect() {
+        try {
+          this.set((await read()) / 1000);
+        } catch {
+          // store unreachable while scraping: leave the last value
+        }
+      },
+    });
+  }
+
   constructor(options: { defaults?: boolean } = {}) {
     if (options.defaults !== false) collectDefaultMetrics({ register: this.registry, prefix: "tidings_process_" });
   }

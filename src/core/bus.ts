@@ -73,6 +73,8 @@ export class Bus extends EventEmitter<BusEvents> {
           if (log !== undefined) void log.refresh().catch((e: unknown) => this.storeError(e));
         })
       : () => {};
+    const withHorizon = store as Store & { horizonLag?: () => Promise<number> };
+    if (typeof withHorizon.horizonLag === "function") metrics.watchHorizonLag(() => withHorizon.horizonLag!());
     this.retentionTimer = setInterval(() => void this.runRetention(), options.retentionIntervalMs);
     this.retentionTimer.unref();
   }

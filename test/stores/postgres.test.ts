@@ -98,6 +98,26 @@ function deferred(): { promise: Promise<void>; resolve: () => void } {
 class Rollback extends Error {}
 
 describe("postgres engine", { skip }, () => {
+  it("takes the pool size from ?max= as a number and refuses pools under 4", async () => {
+    const withMax = (max: string): PostgresStore => {
+      const url = new URL(urlFor(APP));
+      url.searchParams.set("max", max);
+      return new PostgresStore({ url: url.toString(), schema: SCHEMA });
+    };
+    for (const bad of ["2", "abc", "1.5"]) {
+      await assert.rejects(withMax(bad).open(), { code: "TIDINGS_ERR_CONFIG" }, `max=${bad}`);
+    }
+    const ok = withMax("6");
+    await ok.open();
+    try {
+      const db = freshDb("pool");
+      const [m] = await ok.append(db, [entry("c")]);
+      assert.equal((await ok.read(db, { after: null, limit: 5 })).messages[0]?.id, m!.id);
+    } finally {
+      await ok.close();
+    }
+  });
+
   let writer: PostgresStore;
   before(async () => {
     writer = newStore();

@@ -1,3 +1,4 @@
+import { TidingsError } from "../../errors.js";
 import postgres from "postgres";
 import type {
   AppendEntry,
@@ -85,6 +86,7 @@ export class PostgresStore implements Store {
     const sql = postgres(this.options.url, {
       onnotice: () => {},
       connection: { application_name: "tidings" },
+      ...poolSize(this.options.url),
     });
     try {
       const epoch = await migrate(sql, this.schema);
@@ -318,4 +320,25 @@ export class PostgresStore implements Store {
   async expireCommands(db: string, now: number): Promise<CommandRecord[]> {
     return this.o.commands.expire(db, now);
   }
+}
+
+/**
+ * `?max=N` from the URL as a number: postgres.js keeps URL parameters as strings, and a
+ * string `max` silently gave a one-connection pool. Pools under 4 are refused: with 1 or 2
+ * connections, postgres.js 3.4.9 never settles queries that waited while their sessions
+ * were terminated, and publishing on that instance hangs.
+ */
+function poolSize(url: string): { max?: number } {
+  let raw: string | null;
+  try {
+    raw = new URL(url).searchParams.get("max");
+  } catch {
+    return {};
+  }
+  if (raw === null) return {};
+  const max = Number(raw);
+  if (!Number.isInteger(max) || max < 4) {
+    throw new TidingsError("TIDINGS_ERR_CONFIG", `The PostgreSQL pool size (?max=${raw}) must be an integer of at least 4.`);
+  }
+  return { max };
 }

@@ -1,6 +1,6 @@
 import type { StoredMessage } from "../stores/store.js";
 import type { DbLog } from "./db-log.js";
-import type { Listener } from "./listener.js";
+import { PacedStream, type StreamSink } from "./paced-stream.js";
 
 const CATCH_UP_PAGE = 500;
 
@@ -12,77 +12,68 @@ export interface StreamHandlers {
 }
 
 /**
- * A live subscription (WebSocket, SSE): first what was missed after the cursor, read page
- * by page, then live messages, with neither a gap nor a duplicate at the seam.
+ * A subscription for code inside the server (commands, tests): the paced stream that
+ * WebSocket and SSE use, with batches handed to callbacks and no backpressure (the
+ * callbacks consume synchronously).
  */
 export class Stream {
-  private closed = false;
-  private live = false;
-  private pending: StoredMessage[] = [];
-  private readonly listener: Listener;
+  private readonly paced: PacedStream;
 
-  constructor(
-    private readonly log: DbLog,
-    readonly channels: ReadonlySet<string>,
-    after: string | null,
-    private readonly handlers: StreamHandlers,
-  ) {
-    const self = this;
-    this.listener = {
-      channels,
-      cursor: after,
-      push(m) {
-        self.pending.push(m);
-      },
-      flush() {
-        const batch = self.pending;
-        self.pending = [];
-        if (!self.closed) self.handlers.onMessages(batch, false);
-      },
-      gap() {
-        if (!self.closed) self.handlers.onMessages([], true);
-      },
-    };
-    void this.catchUp(after);
+  constructor(log: DbLog, channels: ReadonlySet<string>, after: string | null, handlers: StreamHandlers) {
+    this.paced = new PacedStream(log, new Set(channels), after, new BatchSink(handlers), CATCH_UP_PAGE);
   }
 
   get cursor(): string | null {
-    return this.listener.cursor;
-  }
-
-  private async catchUp(after: string | null): Promise<void> {
-    let cursor = after;
-    let gap = false;
-    try {
-      for (;;) {
-        // With nothing left to catch up, fetch registers our listener in the same tick.
-        const res = await this.log.fetch(this.channels, cursor, CATCH_UP_PAGE, this.listener);
-        if (this.closed) {
-          this.log.removeListener(this.listener);
-          return;
-        }
-        gap ||= res.gap;
-        if (res.messages.length > 0) {
-          cursor = res.messages[res.messages.length - 1]!.id;
-          this.listener.cursor = cursor;
-          this.handlers.onMessages(res.messages, gap);
-          gap = false;
-          if (this.closed) return;
-          continue;
-        }
-        this.live = true;
-        if (gap) this.handlers.onMessages([], true);
-        return;
-      }
-    } catch (error) {
-      this.close();
-      this.handlers.onError?.(error);
-    }
+    return this.paced.cursor;
   }
 
   close(): void {
-    if (this.closed) return;
+    this.paced.close();
+  }
+}
+
+/** Collects a batch of messages and hands it over on flush, with the gap flag of its first. */
+class BatchSink implements StreamSink {
+  private batch: StoredMessage[] = [];
+  private gapPending = false;
+  private closed = false;
+
+  constructor(private readonly handlers: StreamHandlers) {}
+
+  start(gap: boolean): void {
+    // Said before anything else, even when nothing follows yet.
+    if (gap && !this.closed) this.handlers.onMessages([], true);
+  }
+
+  message(m: StoredMessage, gap: boolean): void {
+    if (gap) this.gapPending = true;
+    this.batch.push(m);
+  }
+
+  gap(): void {
+    // A gap with nothing after it yet: said at once, as an empty batch.
+    this.gapPending = false;
+    if (!this.closed) this.handlers.onMessages([], true);
+  }
+
+  flush(): void {
+    if (this.batch.length === 0 && !this.gapPending) return;
+    const batch = this.batch;
+    const gap = this.gapPending;
+    this.batch = [];
+    this.gapPending = false;
+    if (!this.closed) this.handlers.onMessages(batch, gap);
+  }
+
+  writable(): undefined {
+    return undefined;
+  }
+
+  error(error: unknown): void {
+    this.handlers.onError?.(error);
+  }
+
+  end(): void {
     this.closed = true;
-    if (this.live) this.log.removeListener(this.listener);
   }
 }

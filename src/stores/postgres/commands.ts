@@ -1,58 +1,18 @@
 import type postgres from "postgres";
+import { commandFromRow, type CommandRow } from "../command-row.js";
 import type {
-  CommandError,
   CommandFilter,
   CommandOutcome,
   CommandRecord,
-  CommandState,
   FinishResult,
   NewCommand,
 } from "../store.js";
 
-interface Row {
-  db: string;
-  id: string;
+interface Row extends CommandRow<string> {
   seq: string;
-  address: string;
-  method: string;
-  args: string;
-  state: CommandState;
-  result: string | null;
-  error: string | null;
-  idempotency_key: string | null;
-  deadline: string | null;
-  attempts: number;
-  claimed_by: string | null;
-  lease_until: string | null;
-  created_at: string;
-  delivered_at: string | null;
-  started_at: string | null;
-  finished_at: string | null;
 }
 
-const ms = (v: string | null): number | null => (v === null ? null : Number(v));
-
-function toRecord(r: Row): CommandRecord {
-  return {
-    id: r.id,
-    db: r.db,
-    address: r.address,
-    method: r.method,
-    args: r.args,
-    state: r.state,
-    result: r.result,
-    error: r.error === null ? null : (JSON.parse(r.error) as CommandError),
-    idempotencyKey: r.idempotency_key,
-    deadline: ms(r.deadline),
-    attempts: r.attempts,
-    claimedBy: r.claimed_by,
-    leaseUntil: ms(r.lease_until),
-    createdAt: Number(r.created_at),
-    deliveredAt: ms(r.delivered_at),
-    startedAt: ms(r.started_at),
-    finishedAt: ms(r.finished_at),
-  };
-}
+const toRecord = commandFromRow;
 
 /** UPDATE ... RETURNING gives no order: put rows back oldest first, ties in insertion order. */
 function inOrder(rows: readonly Row[]): CommandRecord[] {

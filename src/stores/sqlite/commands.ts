@@ -1,6 +1,6 @@
 import type Database from "better-sqlite3";
+import { commandFromRow, type CommandRow as SqlCommandRow } from "../command-row.js";
 import type {
-  CommandError,
   CommandFilter,
   CommandOutcome,
   CommandRecord,
@@ -9,25 +9,7 @@ import type {
   NewCommand,
 } from "../store.js";
 
-interface CommandRow {
-  readonly db: string;
-  readonly id: string;
-  readonly address: string;
-  readonly method: string;
-  readonly args: string;
-  readonly state: CommandState;
-  readonly result: string | null;
-  readonly error: string | null;
-  readonly idempotency_key: string | null;
-  readonly deadline: number | null;
-  readonly attempts: number;
-  readonly claimed_by: string | null;
-  readonly lease_until: number | null;
-  readonly created_at: number;
-  readonly delivered_at: number | null;
-  readonly started_at: number | null;
-  readonly finished_at: number | null;
-}
+type CommandRow = SqlCommandRow<number>;
 
 const COLUMNS = `db, id, address, method, args, state, result, error, idempotency_key, deadline, attempts,
   claimed_by, lease_until, created_at, delivered_at, started_at, finished_at`;
@@ -209,24 +191,4 @@ export class SqliteCommands {
   }
 }
 
-function toRecord(r: CommandRow): CommandRecord {
-  return {
-    id: r.id,
-    db: r.db,
-    address: r.address,
-    method: r.method,
-    args: r.args,
-    state: r.state,
-    result: r.result,
-    error: r.error === null ? null : (JSON.parse(r.error) as CommandError),
-    idempotencyKey: r.idempotency_key,
-    deadline: r.deadline,
-    attempts: r.attempts,
-    claimedBy: r.claimed_by,
-    leaseUntil: r.lease_until,
-    createdAt: r.created_at,
-    deliveredAt: r.delivered_at,
-    startedAt: r.started_at,
-    finishedAt: r.finished_at,
-  };
-}
+const toRecord = commandFromRow;

@@ -20,6 +20,9 @@ import { redactStoreUrl } from "./stores/open-store.js";
 import { WebSocketTransport } from "./transports/websocket/index.js";
 import { handleEvents } from "./transports/sse/events-route.js";
 
+/** "compiled" when this module runs from dist/ (plain JavaScript), "source" under tsx. */
+const RUNTIME = import.meta.url.endsWith(".js") ? "compiled" : "source";
+
 export interface ServerInput extends BusInput {
   /** Checks Tryton `Session` credentials; without one, only tokens and cookies are accepted. */
   readonly sessionVerifier?: SessionVerifier;
@@ -177,7 +180,7 @@ export class TidingsServer implements ServerContext {
     this.state = "listening";
     const address = this.http.address() as AddressInfo;
     this.bus.logger.info(
-      { host: address.address, port: address.port, store: redactStoreUrl(this.bus.options.store), engine: this.bus.store.engine },
+      { host: address.address, port: address.port, store: redactStoreUrl(this.bus.options.store), engine: this.bus.store.engine, runtime: RUNTIME },
       "tidings listening",
     );
     return address;

@@ -9,7 +9,7 @@ import { TrytonPostgresVerifier } from "./auth/tryton-pg-verifier.js";
 import { TidingsError, toTidingsError } from "./errors.js";
 import type { ServerContext } from "./transports/http/context.js";
 import { PollLimiter } from "./transports/http/poll-limiter.js";
-import { Router } from "./transports/http/router.js";
+import { RequestContext, Router } from "./transports/http/router.js";
 import { applyCors, handlePreflight } from "./transports/http/cors.js";
 import { sendError, sendJson } from "./transports/http/respond.js";
 import { handleBusPoll } from "./transports/http-longpoll/bus-route.js";
@@ -64,7 +64,7 @@ export class TidingsServer implements ServerContext {
         requestTimeout: options.pollTimeoutMs + 30_000,
         keepAliveTimeout: 65_000,
       },
-      (req, res) => void this.handle(req, res),
+      (req, res) => this.handle(req, res),
     );
     this.http.on("connection", (socket: Socket) => {
       this.sockets.add(socket);
@@ -131,7 +131,8 @@ export class TidingsServer implements ServerContext {
     registerAdminRoutes(this, r);
   }
 
-  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  /** Routes a request; not async, so a handler that answers synchronously pays for no promise. */
+  private handle(req: IncomingMessage, res: ServerResponse): void {
     const { corsOrigins } = this.bus.options;
     try {
       if (handlePreflight(req, res, corsOrigins)) return;
@@ -147,26 +148,22 @@ export class TidingsServer implements ServerContext {
       const match = this.router.match(req.method ?? "GET", pathname);
       if (match === null) throw new TidingsError("TIDINGS_ERR_NOT_FOUND");
       if (match === "method") throw new TidingsError("TIDINGS_ERR_REQUEST_METHOD");
-      // The URL object is built only for the routes that read the query string.
-      let url: URL | undefined;
-      await match.handler({
-        req,
-        res,
-        params: match.params,
-        get url() {
-          return (url ??= new URL(raw, "http://localhost"));
-        },
-      });
+      const pending = match.handler(new RequestContext(req, res, match.params));
+      if (pending !== undefined) pending.catch((error: unknown) => this.failRequest(req, res, error));
     } catch (error) {
-      const e = toTidingsError(error);
-      if (e.status >= 500 && e.code !== "TIDINGS_ERR_SHUTTING_DOWN" && e.code !== "TIDINGS_ERR_DB_BUS_DISABLED") {
-        this.bus.logger.error({ err: e.cause ?? e, url: req.url }, "request failed");
-      }
-      this.bus.metrics.errors.inc({ code: e.code });
-      // Stop reading a body we refuse, so a large upload cannot hold the connection.
-      if (!req.complete) res.setHeader("connection", "close");
-      sendError(res, e);
+      this.failRequest(req, res, error);
     }
+  }
+
+  failRequest(req: IncomingMessage, res: ServerResponse, error: unknown): void {
+    const e = toTidingsError(error);
+    if (e.status >= 500 && e.code !== "TIDINGS_ERR_SHUTTING_DOWN" && e.code !== "TIDINGS_ERR_DB_BUS_DISABLED") {
+      this.bus.logger.error({ err: e.cause ?? e, url: req.url }, "request failed");
+    }
+    this.bus.metrics.errors.inc({ code: e.code });
+    // Stop reading a body we refuse, so a large upload cannot hold the connection.
+    if (!req.complete && !res.headersSent) res.setHeader("connection", "close");
+    sendError(res, e);
   }
 
   async listen(port = this.bus.options.port, host = this.bus.options.host): Promise<AddressInfo> {

@@ -6,7 +6,7 @@
  *   node --import tsx bench/longpoll/run.ts [--clients 1000] [--procs 4] [--duration 15]
  *        [--servers tidings-memory,tidings-sqlite,peer] [--scenarios rate,backlog,batch]
  *        [--backlog-broadcasts 100] [--batch-broadcasts 1000] [--per-user 5]
- *        [--pin] [--cpu-prof <dir>] [--tidings-root <checkout>]
+ *        [--rounds 1] [--pin] [--cpu-prof <dir>] [--server-node-args="--trace-gc"] [--tidings-root <checkout>]
  *
  * Scenarios
  *   rate     every client gets 2 msg/s: 1/s on its own user:<n> channel + 1/s broadcast
@@ -32,6 +32,11 @@ const args = new Map<string, string>();
 for (let i = 2; i < process.argv.length; i++) {
   const a = process.argv[i]!;
   if (!a.startsWith("--")) continue;
+  const eq = a.indexOf("=");
+  if (eq > 0) {
+    args.set(a.slice(2, eq), a.slice(eq + 1)); // --server-node-args=--trace-gc
+    continue;
+  }
   const next = process.argv[i + 1];
   if (next === undefined || next.startsWith("--")) args.set(a.slice(2), "true");
   else args.set(a.slice(2), (i++, next));
@@ -44,10 +49,14 @@ const SCENARIOS = (args.get("scenarios") ?? "rate,backlog,batch").split(",");
 const PIN = args.has("pin");
 /** --cpu-prof <dir>: write a V8 CPU profile of each server process there (open in Chrome DevTools). */
 const CPU_PROF = args.get("cpu-prof");
+/** --rounds N: run every server N times per scenario, alternating the order; report medians. */
+const ROUNDS = Number(args.get("rounds") ?? 1);
 const BACKLOG_BROADCASTS = Number(args.get("backlog-broadcasts") ?? 100);
 const BATCH_BROADCASTS = Number(args.get("batch-broadcasts") ?? 1000);
 const PER_USER = Number(args.get("per-user") ?? 5);
 
+/** --server-node-args="--trace-gc ...": extra node flags for every server (not allowed in NODE_OPTIONS). */
+const NODE_ARGS = (args.get("server-node-args") ?? "").split(" ").filter(Boolean);
 /** --tidings-root <dir>: run the tidings of another checkout (to compare a change). */
 const ROOT = args.get("tidings-root") ?? fileURLToPath(new URL("../../", import.meta.url));
 const HERE = fileURLToPath(new URL("./", import.meta.url));
@@ -85,6 +94,7 @@ async function startServer(name: string, dataDir: string): Promise<Server> {
           "--log-level", "info",
         ];
   if (CPU_PROF !== undefined) cmd.splice(1, 0, "--cpu-prof", "--cpu-prof-dir", join(CPU_PROF, name));
+  if (NODE_ARGS.length > 0) cmd.splice(1, 0, ...NODE_ARGS);
   const full = pinned(cmd, "server");
   const child = spawn(full[0]!, full.slice(1), { cwd: ROOT, stdio: ["ignore", "pipe", "inherit"] });
   const port = await new Promise<number>((resolve, reject) => {
@@ -147,6 +157,7 @@ function next<T>(child: ChildProcess, accept: (m: T) => boolean, timeoutMs: numb
 interface Result {
   server: string;
   scenario: string;
+  round: number;
   deliveries: number;
   perSecond: number;
   p50: number;
@@ -164,7 +175,7 @@ interface Result {
   complete: boolean;
 }
 
-async function runScenario(server: Server, name: string): Promise<Result> {
+async function runScenario(server: Server, name: string, round: number): Promise<Result> {
   const target: Target = { host: "127.0.0.1", port: server.port, db: DB };
   const users = Array.from({ length: CLIENTS }, (_, i) => String(i));
   const tokens = await Promise.all(users.map((user) => signToken(SECRET, { db: DB, user, channels: ["broadcast"], ttlSeconds: 3600 })));
@@ -250,6 +261,7 @@ async function runScenario(server: Server, name: string): Promise<Result> {
     return {
       server: server.name,
       scenario: name,
+      round,
       deliveries,
       perSecond: deliveries / seconds,
       p50: latency.quantile(0.5),
@@ -275,18 +287,44 @@ async function runScenario(server: Server, name: string): Promise<Result> {
 
 const fmt = (n: number, digits = 0): string => (Number.isFinite(n) ? n.toLocaleString("en-US", { maximumFractionDigits: digits, minimumFractionDigits: digits }) : "–");
 
+const median = (xs: number[]): number => {
+  const sorted = [...xs].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+};
+
+/**
+ * One row per scenario and server: the round with the median rate. Ratios to the peer are
+ * the medians of each round's own ratio (tidings and the peer run back to back within a
+ * round, so drift in the machine's speed between rounds cancels out).
+ */
 function table(results: Result[]): string {
-  const peer = new Map(results.filter((r) => r.server === "peer").map((r) => [r.scenario, r]));
   const lines = [
     "| scenario | server | deliveries | deliveries/s | p50 ms | p99 ms | server CPU (cores) | CPU µs/delivery | RSS MiB (peak) | lost | out of order | dup | load gen CPU (cores) | vs peer: rate · p99 · CPU/delivery |",
     "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
   ];
-  for (const r of results) {
-    const p = peer.get(r.scenario);
-    const ratio = p && r.server !== "peer" ? `${fmt(r.perSecond / p.perSecond, 2)}× · ${fmt(r.p99 / p.p99, 2)}× · ${fmt(r.cpuUsPerDelivery / p.cpuUsPerDelivery, 2)}×` : "";
-    lines.push(
-      `| ${r.scenario} | ${r.server}${r.complete ? "" : " (incomplete)"} | ${fmt(r.deliveries)} | ${fmt(r.perSecond)} | ${fmt(r.p50, 2)} | ${fmt(r.p99, 2)} | ${fmt(r.serverCores, 2)} | ${fmt(r.cpuUsPerDelivery, 1)} | ${fmt(r.rss)} (${fmt(r.peakRss)}) | ${r.lost} | ${r.outOfOrder} | ${r.duplicates} | ${fmt(r.loadCores, 2)} | ${ratio} |`,
-    );
+  const rounds = Math.max(...results.map((r) => r.round)) + 1;
+  for (const scenario of SCENARIOS) {
+    for (const name of SERVERS) {
+      const mine = results.filter((r) => r.scenario === scenario && r.server === name);
+      if (mine.length === 0) continue;
+      const rate = median(mine.map((r) => r.perSecond));
+      const r = mine.reduce((best, x) => (Math.abs(x.perSecond - rate) < Math.abs(best.perSecond - rate) ? x : best));
+      const pairs = mine
+        .map((x) => [x, results.find((p) => p.server === "peer" && p.scenario === scenario && p.round === x.round)] as const)
+        .filter((pair): pair is readonly [Result, Result] => pair[1] !== undefined && name !== "peer");
+      const ratio =
+        pairs.length > 0
+          ? `${fmt(median(pairs.map(([x, p]) => x.perSecond / p.perSecond)), 2)}× · ${fmt(median(pairs.map(([x, p]) => x.p99 / p.p99)), 2)}× · ${fmt(median(pairs.map(([x, p]) => x.cpuUsPerDelivery / p.cpuUsPerDelivery)), 2)}×`
+          : "";
+      const spread = rounds > 1 ? ` (${fmt(Math.min(...mine.map((x) => x.perSecond)))}–${fmt(Math.max(...mine.map((x) => x.perSecond)))})` : "";
+      const lost = mine.reduce((n, x) => n + x.lost, 0);
+      const late = mine.reduce((n, x) => n + x.outOfOrder, 0);
+      const dup = mine.reduce((n, x) => n + x.duplicates, 0);
+      lines.push(
+        `| ${scenario} | ${name}${mine.every((x) => x.complete) ? "" : " (incomplete)"} | ${fmt(r.deliveries)} | ${fmt(r.perSecond)}${spread} | ${fmt(r.p50, 2)} | ${fmt(r.p99, 2)} | ${fmt(r.serverCores, 2)} | ${fmt(r.cpuUsPerDelivery, 1)} | ${fmt(r.rss)} (${fmt(r.peakRss)}) | ${lost} | ${late} | ${dup} | ${fmt(r.loadCores, 2)} | ${ratio} |`,
+      );
+    }
   }
   return lines.join("\n");
 }
@@ -300,16 +338,19 @@ console.error(
 );
 try {
   for (const scenario of SCENARIOS) {
-    for (const name of SERVERS) {
-      const server = await startServer(name, dataDir);
-      try {
-        const r = await runScenario(server, scenario);
-        results.push(r);
-        console.error(
-          `${scenario} ${name}: ${fmt(r.perSecond)} deliveries/s, p50 ${fmt(r.p50, 2)} ms, p99 ${fmt(r.p99, 2)} ms, server ${fmt(r.serverCores, 2)} cores, lost ${r.lost}, out of order ${r.outOfOrder}, errors ${r.errors}`,
-        );
-      } finally {
-        await stop(server.child);
+    for (let round = 0; round < ROUNDS; round++) {
+      // Every other round in reverse order, so that drift favours no server.
+      for (const name of round % 2 === 0 ? SERVERS : [...SERVERS].reverse()) {
+        const server = await startServer(name, dataDir);
+        try {
+          const r = await runScenario(server, scenario, round);
+          results.push(r);
+          console.error(
+            `${scenario}${ROUNDS > 1 ? ` round ${round + 1}` : ""} ${name}: ${fmt(r.perSecond)} deliveries/s, p50 ${fmt(r.p50, 2)} ms, p99 ${fmt(r.p99, 2)} ms, server ${fmt(r.serverCores, 2)} cores, lost ${r.lost}, out of order ${r.outOfOrder}, errors ${r.errors}`,
+          );
+        } finally {
+          await stop(server.child);
+        }
       }
     }
   }

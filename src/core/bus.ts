@@ -13,7 +13,7 @@ import { AppendCombiner } from "./append-combiner.js";
 import type { Delivery } from "./listener.js";
 import { toAppendEntry } from "./messages.js";
 import { buildNotification, type Notification } from "./notify.js";
-import { poll, type PollRequest } from "./poll.js";
+import { poll, startPoll, type PollRequest, type PollSink } from "./poll.js";
 import { Stream, type StreamHandlers } from "./stream.js";
 import { HandlerRegistry, type Handler } from "./handlers.js";
 import { CommandService, type SendOptions } from "../commands/service.js";
@@ -185,6 +185,11 @@ export class Bus extends EventEmitter<BusEvents> {
 
   async poll(db: string, req: PollRequest): Promise<Delivery> {
     return poll(this.log(db), req);
+  }
+
+  /** `poll` to a sink: `sink.done` runs before this returns when the tail holds the answer. */
+  startPoll(db: string, req: PollRequest, sink: PollSink): void {
+    startPoll(this.log(db), req, sink);
   }
 
   stream(db: string, channels: Iterable<string>, after: string | null, handlers: StreamHandlers): Stream {

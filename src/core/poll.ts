@@ -4,6 +4,8 @@ import type { Delivery, Listener } from "./listener.js";
 
 export interface PollRequest {
   readonly channels: readonly string[];
+  /** `channels` as a set, when the caller keeps one (a connection re-polling the same channels). */
+  readonly channelSet?: ReadonlySet<string>;
   readonly after: string | null;
   /** Most messages in one answer (Tryton clients: 1). */
   readonly limit: number;
@@ -14,60 +16,109 @@ export interface PollRequest {
    * A lighter alternative to `signal` for hot paths: called when the poll parks with a
    * function that ends the wait early (client gone, server draining).
    */
-  readonly bindCancel?: (cancel: () => void) => void;
+  bindCancel?(cancel: () => void): void;
   /** Called when the poll parks and when it unparks, for gauges and per-user caps. */
-  readonly onPark?: (parked: boolean) => void;
+  onPark?(parked: boolean): void;
+}
+
+/** Where a poll started with `startPoll` ends. */
+export interface PollSink {
+  done(delivery: Delivery): void;
+  fail(error: unknown): void;
 }
 
 /**
  * One long-poll: answers at once with what is after the cursor, else parks until a message
  * arrives on one of its channels, the timeout passes or the signal aborts.
  */
-export async function poll(log: DbLog, req: PollRequest): Promise<Delivery> {
-  const channels = new Set(req.channels);
-  const collected: StoredMessage[] = [];
-  let settle: (() => void) | null = null;
-  let woken = false;
-  let missed = false;
-  const waiter: Listener = {
-    channels,
-    cursor: req.after,
-    push(m) {
-      if (collected.length < req.limit) collected.push(m);
-    },
-    flush() {
-      woken = true;
-      log.removeListener(waiter);
-      settle?.();
-    },
-    // Told with the messages that follow (or the empty answer): the client resumes from them.
-    gap() {
-      missed = true;
-    },
-  };
-  // fetch registers the waiter itself, in the same tick as the scan that found nothing.
-  const first =
-    log.fetchNow(channels, req.after, req.limit, waiter) ?? (await log.fetch(channels, req.after, req.limit, waiter));
-  if (first.messages.length > 0) return first;
-  if (woken) return { messages: collected, gap: first.gap || missed };
-  if (req.timeoutMs <= 0 || req.signal?.aborted) {
-    log.removeListener(waiter);
-    return { messages: collected, gap: first.gap || missed };
+export function poll(log: DbLog, req: PollRequest): Promise<Delivery> {
+  return new Promise((resolve, reject) => startPoll(log, req, { done: resolve, fail: reject }));
+}
+
+/**
+ * `poll` to a sink: when the tail holds the answer, `sink.done` runs before this returns,
+ * with no promise in between (the long-poll hot path answers in the request's own tick).
+ */
+export function startPoll(log: DbLog, req: PollRequest, sink: PollSink): void {
+  new PendingPoll(log, req, sink).start();
+}
+
+/** One poll's state; a class rather than closures, as it is made once per request. */
+class PendingPoll implements Listener {
+  readonly channels: ReadonlySet<string>;
+  cursor: string | null;
+  private readonly collected: StoredMessage[] = [];
+  private timer: NodeJS.Timeout | undefined;
+  private finishBound: (() => void) | undefined;
+  private parked = false;
+  private finished = false;
+  private missed = false;
+  private firstGap = false;
+  // Until the first read has answered (parked), a wake-up waits for it: its gap flag belongs in the answer.
+  private woken = false;
+
+  constructor(
+    private readonly log: DbLog,
+    private readonly req: PollRequest,
+    private readonly sink: PollSink,
+  ) {
+    this.channels = req.channelSet ?? new Set(req.channels);
+    this.cursor = req.after;
   }
-  req.onPark?.(true);
-  await new Promise<void>((resolve) => {
-    const timer = setTimeout(done, req.timeoutMs);
-    function done(): void {
-      clearTimeout(timer);
-      req.signal?.removeEventListener("abort", done);
-      log.removeListener(waiter);
-      settle = null;
-      resolve();
+
+  start(): void {
+    const { log, req } = this;
+    // Both register this listener themselves, in the same tick as the scan that found nothing.
+    const now = log.fetchNow(this.channels, req.after, req.limit, this);
+    if (now !== null) this.afterFirst(now);
+    else
+      log.fetch(this.channels, req.after, req.limit, this).then(
+        (first) => this.afterFirst(first),
+        (error: unknown) => this.sink.fail(error),
+      );
+  }
+
+  push(m: StoredMessage): void {
+    if (this.collected.length < this.req.limit) this.collected.push(m);
+  }
+
+  flush(): void {
+    this.woken = true;
+    if (this.parked) this.finish();
+  }
+
+  // Told with the messages that follow (or the empty answer): the client resumes from them.
+  gap(): void {
+    this.missed = true;
+  }
+
+  private afterFirst(first: Delivery): void {
+    if (first.messages.length > 0) {
+      this.finished = true;
+      this.sink.done(first);
+      return;
     }
-    settle = done;
-    req.signal?.addEventListener("abort", done, { once: true });
-    req.bindCancel?.(done);
-  });
-  req.onPark?.(false);
-  return { messages: collected, gap: first.gap || missed };
+    this.firstGap = first.gap;
+    const { req } = this;
+    // Woken between the scan and here (the async read path), or nothing to wait for.
+    if (this.woken || req.timeoutMs <= 0 || req.signal?.aborted) return this.finish();
+    this.parked = true;
+    req.onPark?.(true);
+    const finish = (this.finishBound = () => this.finish());
+    this.timer = setTimeout(finish, req.timeoutMs);
+    req.signal?.addEventListener("abort", finish, { once: true });
+    req.bindCancel?.(finish);
+  }
+
+  private finish(): void {
+    if (this.finished) return;
+    this.finished = true;
+    this.log.removeListener(this);
+    if (this.parked) {
+      clearTimeout(this.timer);
+      if (this.finishBound !== undefined) this.req.signal?.removeEventListener("abort", this.finishBound);
+      this.req.onPark?.(false);
+    }
+    this.sink.done({ messages: this.collected, gap: this.firstGap || this.missed });
+  }
 }

@@ -1,9 +1,14 @@
+import type { IncomingMessage, ServerResponse } from "node:http";
+import type { Socket } from "node:net";
 import type { ServerContext } from "../http/context.js";
+import type { Identity } from "../../core/identity.js";
 import type { RouteContext } from "../http/router.js";
 import { TidingsError } from "../../errors.js";
 import { validateChannelList } from "../../core/channels.js";
 import { MAX_CURSOR_LENGTH, parsePollBody, pollResponse, type PollBodyError } from "../../protocol/tryton-bus.js";
-import { readJsonBody } from "../http/body.js";
+import { onBodyText, parseJson, type BodySink } from "../http/body.js";
+import type { Delivery } from "../../core/listener.js";
+import type { PollRequest, PollSink } from "../../core/poll.js";
 import { sendJsonText } from "../http/respond.js";
 
 const BODY_ERRORS: Record<PollBodyError["kind"], TidingsError> = {
@@ -21,44 +26,164 @@ const BODY_ERRORS: Record<PollBodyError["kind"], TidingsError> = {
  * `POST /<db>/bus`: Tryton's long-poll. Answers with the first message after the cursor
  * on the caller's channels, or parks until one arrives or the poll timeout passes.
  */
-export async function handleBusPoll(server: ServerContext, { req, res, params }: RouteContext): Promise<void> {
+export function handleBusPoll(server: ServerContext, { req, res, params }: RouteContext): void {
   const db = params.db!;
-  const { bus, options } = server;
-  bus.log(db); // unknown database (404) or bus disabled (501) before anything else
-  // A re-polling client's token and channels were checked before: no await for those.
-  const who = server.authenticator.cachedFromHeaders(db, req.headers) ?? (await server.authenticate(db, req));
-  const parsed = parsePollBody(await readJsonBody(req, options.maxBodyBytes), options.maxBatch);
-  if ("kind" in parsed) throw BODY_ERRORS[parsed.kind];
-  const channels = validateChannelList(parsed.channels, options.maxChannels);
-  // Tryton's server adds the caller's own user channel to every poll.
-  if (!channels.includes(`user:${who.user}`)) channels.push(`user:${who.user}`);
-  if (!bus.access.allReadableNow(db, who, channels)) await bus.access.assertCanRead(db, who, channels);
+  server.bus.log(db); // unknown database (404) or bus disabled (501) before anything else
+  const busPoll = new BusPoll(server, req, res, db);
+  const cached = server.authenticator.cachedFromHeaders(db, req.headers);
+  if (cached !== undefined) busPoll.authenticated(cached);
+  else
+    server.authenticate(db, req).then(
+      (who) => busPoll.authenticated(who),
+      (error: unknown) => busPoll.fail(error),
+    );
+}
 
-  const release = server.polls.acquire(`${db}\u0000${who.user}`);
-  // Client gone or server draining: end the wait (answered empty, or not at all if gone).
-  let cancel: (() => void) | null = null;
-  let ended = false;
-  const end = (): void => {
-    ended = true;
-    cancel?.();
-  };
-  res.once("close", end);
-  const offDrain = server.onDrain(end);
-  try {
-    const delivery = await bus.poll(db, {
+/** What a connection polled last, validated and allowed: Tryton clients re-poll the same channels. */
+interface PollShape {
+  readonly who: Identity;
+  readonly db: string;
+  /** The channels exactly as the client sent them. */
+  readonly asked: readonly unknown[];
+  /** Validated, deduplicated, the caller's own user channel added. */
+  readonly channels: string[];
+  readonly channelSet: ReadonlySet<string>;
+  readonly limiterKey: string;
+  /** Set once the access check passed: the same identity may read the same channels again. */
+  allowed: boolean;
+}
+
+const lastShape = new WeakMap<Socket, PollShape>();
+
+function sameList(a: readonly unknown[], b: readonly unknown[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/**
+ * One long-poll request, from its body to its answer. A re-polling client (token verified
+ * before, same channels as its connection's last poll, cursor in the hot tail) is answered
+ * from the body's `end` event with no promise and no access check in between: that path
+ * is most of a busy server's work, so this is one object with methods rather than a
+ * closure per step.
+ */
+class BusPoll implements BodySink, PollSink, PollRequest {
+  channels: string[] = [];
+  channelSet: ReadonlySet<string> | undefined;
+  after: string | null = null;
+  limit = 1;
+  readonly timeoutMs: number;
+  private who: Identity | undefined;
+  private shape: PollShape | undefined;
+  private batch = false;
+  private holding = false;
+  private cancel: (() => void) | null = null;
+  private offDrain: (() => void) | null = null;
+
+  constructor(
+    private readonly server: ServerContext,
+    private readonly req: IncomingMessage,
+    private readonly res: ServerResponse,
+    private readonly db: string,
+  ) {
+    this.timeoutMs = server.options.pollTimeoutMs;
+  }
+
+  authenticated(who: Identity): void {
+    this.who = who;
+    onBodyText(this.req, this.server.options.maxBodyBytes, this);
+  }
+
+  /** The body has arrived: validate it, check access, then poll. */
+  text(text: string): void {
+    try {
+      const parsed = parsePollBody(parseJson(text), this.server.options.maxBatch);
+      if ("kind" in parsed) throw BODY_ERRORS[parsed.kind];
+      const shape = (this.shape = this.shapeOf(parsed.channels));
+      this.channels = shape.channels;
+      this.channelSet = shape.channelSet;
+      this.after = parsed.lastMessage;
+      this.limit = parsed.maxMessages ?? 1;
+      this.batch = parsed.maxMessages !== null;
+      const { access } = this.server.bus;
+      if (shape.allowed || (shape.allowed = access.allReadableNow(this.db, shape.who, shape.channels))) this.start();
+      else
+        access.assertCanRead(this.db, shape.who, shape.channels).then(
+          () => {
+            shape.allowed = true;
+            this.start();
+          },
+          (error: unknown) => this.fail(error),
+        );
+    } catch (error) {
+      this.fail(error);
+    }
+  }
+
+  /** The connection's last shape when this poll asks the same, else a new one (validated). */
+  private shapeOf(asked: readonly unknown[]): PollShape {
+    const who = this.who!;
+    const socket = this.req.socket;
+    const last = lastShape.get(socket);
+    if (last !== undefined && last.who === who && last.db === this.db && sameList(last.asked, asked)) return last;
+    const channels = validateChannelList(asked, this.server.options.maxChannels);
+    // Tryton's server adds the caller's own user channel to every poll.
+    const own = `user:${who.user}`;
+    if (!channels.includes(own)) channels.push(own);
+    const shape: PollShape = {
+      who,
+      db: this.db,
+      asked,
       channels,
-      after: parsed.lastMessage,
-      limit: parsed.maxMessages ?? 1,
-      timeoutMs: options.pollTimeoutMs,
-      bindCancel: (c) => (ended ? c() : (cancel = c)),
-      onPark: (parked) => bus.metrics.parkedPolls.inc(parked ? 1 : -1),
-    });
+      channelSet: new Set(channels),
+      limiterKey: `${this.db}\u0000${who.user}`,
+      allowed: false,
+    };
+    lastShape.set(socket, shape);
+    return shape;
+  }
+
+  private start(): void {
+    try {
+      this.server.polls.take(this.shape!.limiterKey);
+      this.holding = true;
+      this.server.bus.startPoll(this.db, this, this);
+    } catch (error) {
+      this.fail(error);
+    }
+  }
+
+  /** Parked: only now listen for the client leaving and the server draining. */
+  bindCancel(cancel: () => void): void {
+    if (this.req.socket.destroyed) return cancel();
+    this.cancel = cancel;
+    this.res.once("close", cancel);
+    this.offDrain = this.server.onDrain(cancel);
+  }
+
+  onPark(parked: boolean): void {
+    this.server.bus.metrics.parked += parked ? 1 : -1;
+  }
+
+  done(delivery: Delivery): void {
+    this.cleanup();
+    const { res } = this;
     if (res.destroyed) return;
-    bus.metrics.deliveredVia("longpoll").inc(delivery.messages.length);
-    sendJsonText(res, 200, pollResponse(delivery.messages, delivery.gap, parsed.maxMessages !== null));
-  } finally {
-    res.off("close", end);
-    offDrain();
-    release();
+    this.server.bus.metrics.deliveredVia("longpoll").count += delivery.messages.length;
+    sendJsonText(res, 200, pollResponse(delivery.messages, delivery.gap, this.batch));
+  }
+
+  fail(error: unknown): void {
+    this.cleanup();
+    this.server.failRequest(this.req, this.res, error);
+  }
+
+  private cleanup(): void {
+    if (this.cancel !== null) this.res.off("close", this.cancel);
+    this.offDrain?.();
+    if (this.holding) this.server.polls.give(this.shape!.limiterKey);
+    this.holding = false;
+    this.cancel = this.offDrain = null;
   }
 }

@@ -3,62 +3,78 @@ import { TidingsError } from "../../errors.js";
 
 /**
  * Reads a JSON body up to `maxBytes`. A declared Content-Length over the limit is refused
- * before reading; a body that grows past it while streaming stops being read. Plain
- * events, not an async iterator: this runs once per long-poll and the iterator's
- * machinery showed up in profiles.
+ * before reading; a body that grows past it while streaming stops being read.
  */
 export function readJsonBody(req: IncomingMessage, maxBytes: number): Promise<unknown> {
+  return new Promise((resolve, reject) =>
+    onBodyText(req, maxBytes, {
+      text(text) {
+        try {
+          resolve(parseJson(text));
+        } catch (e) {
+          reject(e);
+        }
+      },
+      fail: reject,
+    }),
+  );
+}
+
+/** Where `onBodyText` hands the body, or why there is none. */
+export interface BodySink {
+  text(text: string): void;
+  fail(error: TidingsError): void;
+}
+
+/**
+ * The body as text, to a sink: the long-poll answers from inside `text` without a promise
+ * in between. Plain events, not an async iterator: this runs once per long-poll and the
+ * iterator's machinery showed up in profiles.
+ */
+export function onBodyText(req: IncomingMessage, maxBytes: number, sink: BodySink): void {
   const declared = req.headers["content-length"];
   if (declared !== undefined && Number(declared) > maxBytes) {
     req.resume();
-    return Promise.reject(tooLarge(maxBytes));
+    sink.fail(tooLarge(maxBytes));
+    return;
   }
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    const onData = (chunk: Buffer): void => {
-      size += chunk.length;
-      if (size > maxBytes) {
-        cleanup();
-        req.resume();
-        reject(tooLarge(maxBytes));
-        return;
-      }
-      chunks.push(chunk);
-    };
-    const onEnd = (): void => {
-      cleanup();
-      try {
-        resolve(parseJson(chunks.length === 1 ? chunks[0]!.toString("utf8") : Buffer.concat(chunks, size).toString("utf8")));
-      } catch (e) {
-        reject(e);
-      }
-    };
-    const onError = (e: Error): void => {
-      cleanup();
-      reject(new TidingsError("TIDINGS_ERR_REQUEST_INVALID", "The request body could not be read.", { cause: e }));
-    };
-    const onAborted = (): void => onError(new Error("request aborted"));
-    function cleanup(): void {
-      req.off("data", onData);
-      req.off("end", onEnd);
-      req.off("error", onError);
-      req.off("aborted", onAborted);
+  const chunks: Buffer[] = [];
+  let size = 0;
+  // The listeners stay until the request is gone: after "end", "error" or a refusal nothing
+  // else arrives that `done` does not ignore.
+  let done = false;
+  req.on("data", (chunk: Buffer) => {
+    if (done) return;
+    size += chunk.length;
+    if (size > maxBytes) {
+      done = true;
+      req.resume();
+      sink.fail(tooLarge(maxBytes));
+      return;
     }
-    req.on("data", onData);
-    req.on("end", onEnd);
-    req.on("error", onError);
-    req.on("aborted", onAborted);
+    chunks.push(chunk);
+  });
+  req.on("end", () => {
+    if (done) return;
+    done = true;
+    sink.text(chunks.length === 1 ? chunks[0]!.toString("utf8") : Buffer.concat(chunks, size).toString("utf8"));
+  });
+  // An aborted request is destroyed with an "aborted" error (ECONNRESET).
+  req.on("error", (e: Error) => {
+    if (done) return;
+    done = true;
+    sink.fail(new TidingsError("TIDINGS_ERR_REQUEST_INVALID", "The request body could not be read.", { cause: e }));
   });
 }
 
-function parseJson(text: string): unknown {
-  if (text.trim().length === 0) {
-    throw new TidingsError("TIDINGS_ERR_REQUEST_JSON", "The body is empty; a JSON object is expected.");
-  }
+/** JSON.parse with the errors a client is told. */
+export function parseJson(text: string): unknown {
   try {
     return JSON.parse(text) as unknown;
   } catch (cause) {
+    if (text.trim().length === 0) {
+      throw new TidingsError("TIDINGS_ERR_REQUEST_JSON", "The body is empty; a JSON object is expected.");
+    }
     throw new TidingsError("TIDINGS_ERR_REQUEST_JSON", `The body is not valid JSON: ${(cause as Error).message}`, { cause });
   }
 }

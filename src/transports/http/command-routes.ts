@@ -239,7 +239,7 @@ async function claim(server: ServerContext, ctx: RouteContext): Promise<void> {
           limit: 1,
           timeoutMs: until - Date.now(),
           signal: abort.signal,
-          onPark: (parked) => bus.metrics.parkedPolls.inc(parked ? 1 : -1),
+          onPark: (parked) => (bus.metrics.parked += parked ? 1 : -1),
         });
         if (woken.messages.length === 0) break;
         cursor = await commands.cursor(db);

@@ -1,4 +1,4 @@
-import type { IncomingMessage } from "node:http";
+import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Bus } from "../../core/bus.js";
 import type { Identity } from "../../core/identity.js";
 import type { TidingsOptions } from "../../options.js";
@@ -16,4 +16,6 @@ export interface ServerContext {
   /** Registers a callback run when the server starts draining; returns an unregister function. */
   onDrain(callback: () => void): () => void;
   readonly draining: boolean;
+  /** Answers a request with the error's status and JSON body, counted and logged like a thrown one. */
+  failRequest(req: IncomingMessage, res: ServerResponse, error: unknown): void;
 }

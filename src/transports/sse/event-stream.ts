@@ -85,7 +85,7 @@ export class EventStream implements StreamSink {
     if (this.buffer.length === 0) return;
     const text = this.buffer;
     this.buffer = "";
-    if (this.count > 0) this.server.bus.metrics.delivered.inc({ transport: "sse" }, this.count);
+    this.server.bus.metrics.deliveredVia("sse").count += this.count;
     this.count = 0;
     this.write(text);
   }

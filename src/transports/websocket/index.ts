@@ -47,7 +47,7 @@ export class WebSocketTransport extends EventEmitter<WebSocketEvents> implements
       closeTimeout: CLOSE_TIMEOUT_MS,
     };
     this.wss = new WebSocketServer(wsOptions);
-    this.scheduler = new FlushScheduler((n) => server.bus.metrics.delivered.inc({ transport: "websocket" }, n));
+    this.scheduler = new FlushScheduler((n) => (server.bus.metrics.deliveredVia("websocket").count += n));
     this.heartbeatTimer = setInterval(() => {
       const now = Date.now();
       for (const c of this.connections) c.heartbeat(now, opts.pingIntervalMs);

@@ -4,11 +4,12 @@
  * subscribers and the publisher are separate processes; subscribers use a minimal raw
  * socket client so that they cost less than the servers.
  *
- *   node --import tsx bench/ws-fanout/run.ts [--subscribers 1000,10000] [--bytes 100] [--peers ws,socket.io,tidings] [--compiled] [--pin] [--cpu-prof <dir>]
+ *   node --import tsx bench/ws-fanout/run.ts [--subscribers 1000,10000] [--bytes 100] [--peers ws,socket.io,tidings] [--tsx] [--pin] [--cpu-prof <dir>]
  *
- * The servers run under tsx, as the repository does; the tsx loader alone adds about
- * 35 MB of RSS to every process. `--compiled` bundles each server with esbuild (tsx's own
- * compiler) and runs it on plain node, as a published build would.
+ * The servers run on plain node, as `npm start` runs tidings: each peer's entry is bundled
+ * with esbuild, and tidings' own modules are the compiled tree in dist/ (`npm run build`).
+ * `--tsx` runs the TypeScript sources under the tsx loader instead (about 35 MB more RSS
+ * per process).
  *
  * Per server and subscriber count: RSS per connection, latency at a fixed delivery rate,
  * deliveries/s with a bounded window of messages in flight, server CPU per delivery, and
@@ -49,7 +50,7 @@ const MEASURE_MS = Number(arg("measure-ms", "4000"));
  */
 const windowFor = (subscribers: number): number => Number(arg("window", "0")) || Math.min(128, Math.max(8, Math.round(100_000 / subscribers)));
 const DRAIN_TIMEOUT_MS = 15_000;
-const COMPILED = process.argv.includes("--compiled");
+const COMPILED = !process.argv.includes("--tsx");
 /** A directory for a V8 CPU profile of each server process. */
 const CPU_PROF = arg("cpu-prof", "");
 /** Server on CPU 0, subscribers and publisher on the others (needs `taskset`). */
@@ -128,14 +129,29 @@ interface Result {
   rssBaseMB: number;
   rssMB: number;
   rssPerConnKB: number;
-  latency: { perSecond: number; p50: number; p99: number; max: number; lost: number };
+  latency: { perSecond: number; p50: number; p99: number; max: number; lost: number; serverCores: number; subscriberCores: number };
   throughput: { window: number; deliveriesPerSecond: number; serverCpuMicrosPerDelivery: number; clientCpuMicrosPerDelivery: number; lost: number };
   closedConnections: number;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** The server's entry point: the TypeScript file under tsx, or a bundle on plain node. */
+const SRC_DIR = join(here, "../../src/");
+const DIST_DIR = join(here, "../../dist/");
+
+/** Bundles leave tidings' modules out: they are imported from dist/, the tree `npm start` runs. */
+const tidingsFromDist = {
+  name: "tidings-from-dist",
+  setup(b: { onResolve(o: { filter: RegExp }, f: (a: { path: string; resolveDir: string }) => { path: string; external: boolean } | undefined): void }) {
+    b.onResolve({ filter: /\/src\// }, (a) => {
+      const path = join(a.resolveDir, a.path);
+      if (!path.startsWith(SRC_DIR)) return undefined;
+      return { path: join(DIST_DIR, path.slice(SRC_DIR.length)), external: true };
+    });
+  },
+};
+
+/** The server's entry point: a bundle on plain node, or the TypeScript file under tsx. */
 async function serverEntry(peer: PeerKind): Promise<{ file: string; execArgv: string[] }> {
   const profile = CPU_PROF === "" ? [] : ["--cpu-prof", "--cpu-prof-dir", CPU_PROF];
   if (!COMPILED) return { file: PEER_FILES[peer], execArgv: [...EXEC_ARGV, ...profile] };
@@ -148,6 +164,7 @@ async function serverEntry(peer: PeerKind): Promise<{ file: string; execArgv: st
     format: "esm",
     target: "node20",
     packages: "external",
+    plugins: [tidingsFromDist],
     outfile,
     logLevel: "error",
   });
@@ -209,9 +226,13 @@ async function runOne(peer: PeerKind, n: number): Promise<Result> {
     const perSecond = Math.max(1, Math.round(LATENCY_DELIVERIES_PER_S / n));
     phase(true);
     await sleep(100);
+    const lcpu0 = await server.ask<{ micros: number }>({ cmd: "cpu" }, "cpu");
+    const lw0 = performance.now();
     pub.send({ cmd: "rate", perSecond, durationMs: LATENCY_MS });
     const { sent: latencySent } = await pub.next<{ sent: number }>("done", LATENCY_MS + 60_000);
     await drain(latencySent * n);
+    const lcpu1 = await server.ask<{ micros: number }>({ cmd: "cpu" }, "cpu");
+    const latencyWallMs = performance.now() - lw0;
     const latencyReports = await reports();
     const hist = new Histogram();
     for (const r of latencyReports) hist.merge(r.hist);
@@ -264,6 +285,9 @@ async function runOne(peer: PeerKind, n: number): Promise<Result> {
         p99: round(hist.quantile(0.99), 2),
         max: round(hist.quantile(1), 2),
         lost: latencySent * n - latencyReceived,
+        // Cores busy while the rate ran (drain included): a saturated side sets the tail.
+        serverCores: round((lcpu1.micros - lcpu0.micros) / 1000 / latencyWallMs, 2),
+        subscriberCores: round(latencyReports.reduce((sum, r) => sum + r.cpuMicros, 0) / 1000 / latencyWallMs, 2),
       },
       throughput: {
         window,
@@ -285,7 +309,7 @@ function round(x: number, digits: number): number {
 }
 
 function table(results: Result[]): string {
-  const head = ["server", "subs", "RSS MB", "KB/conn", "lat msg/s", "p50 ms", "p99 ms", "deliveries/s", "srv µs/dlv", "cli µs/dlv", "lost", "closed"];
+  const head = ["server", "subs", "RSS MB", "KB/conn", "lat msg/s", "p50 ms", "p99 ms", "lat srv/sub cores", "deliveries/s", "srv µs/dlv", "cli µs/dlv", "lost", "closed"];
   const rows = results.map((r) => [
     r.peer,
     String(r.subscribers),
@@ -294,6 +318,7 @@ function table(results: Result[]): string {
     String(r.latency.perSecond),
     String(r.latency.p50),
     String(r.latency.p99),
+    `${r.latency.serverCores} / ${r.latency.subscriberCores}`,
     r.throughput.deliveriesPerSecond.toLocaleString("en-US"),
     String(r.throughput.serverCpuMicrosPerDelivery),
     String(r.throughput.clientCpuMicrosPerDelivery),
@@ -331,7 +356,7 @@ for (const n of SUBSCRIBERS) {
   }
 }
 console.log(
-  `\nWebSocket fan-out, servers ${COMPILED ? "bundled, on plain node" : "under tsx"}${PIN ? ", pinned (server CPU 0, load CPU 1+)" : ""}, ${MESSAGE_BYTES}-byte messages, ${SUBSCRIBER_PROCESSES} subscriber processes, ` +
+  `\nWebSocket fan-out, servers ${COMPILED ? "on plain node (tidings from dist/)" : "under tsx"}${PIN ? ", pinned (server CPU 0, load CPU 1+)" : ""}, ${MESSAGE_BYTES}-byte messages, ${SUBSCRIBER_PROCESSES} subscriber processes, ` +
     `latency at ${LATENCY_DELIVERIES_PER_S} deliveries/s for ${LATENCY_MS} ms, throughput over ${MEASURE_MS} ms\n`,
 );
 console.log(table(results));

@@ -47,9 +47,23 @@ export function parsePollBody(body: unknown, maxBatch: number): PollBody | PollB
   return { lastMessage: typeof last === "string" ? last : null, channels: b.channels, maxMessages };
 }
 
+/**
+ * Tryton's own answer (one message, no extension) by message, built once: a broadcast is
+ * answered to every client with the same text. Entries go with the messages.
+ */
+const singleAnswers = new WeakMap<WireMessage, string>();
+
 /** The answer to a poll, built from stored JSON text without re-encoding the messages. */
 export function pollResponse(messages: readonly WireMessage[], gap: boolean, batch: boolean): string {
   const first = messages[0];
+  if (first !== undefined && messages.length === 1 && !gap && !batch) {
+    let text = singleAnswers.get(first);
+    if (text === undefined) {
+      text = `{"channel":${JSON.stringify(first.channel)},"message":${first.json}}`;
+      singleAnswers.set(first, text);
+    }
+    return text;
+  }
   let out =
     first === undefined
       ? '{"channel":null,"message":null'

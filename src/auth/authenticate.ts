@@ -18,6 +18,8 @@ export interface AuthOptions {
  */
 export class Authenticator {
   private readonly verified = new TokenCache();
+  /** The last Bearer header each connection presented, and who it was (verified, cached). */
+  private readonly byConnection = new WeakMap<object, { readonly header: string; readonly identity: Identity }>();
 
   constructor(private readonly options: AuthOptions) {}
 
@@ -39,12 +41,21 @@ export class Authenticator {
 
   /**
    * The caller from a Bearer token or cookie already verified, without awaiting anything:
-   * the fast path of a re-polling client. Undefined means "use fromHeaders".
+   * the fast path of a re-polling client. Undefined means "use fromHeaders". With the
+   * request's `connection`, a keep-alive client presenting the same Authorization header
+   * as on its previous request is known by a string comparison, without hashing the token.
    */
-  cachedFromHeaders(db: string, headers: IncomingHttpHeaders): Identity | undefined {
+  cachedFromHeaders(db: string, headers: IncomingHttpHeaders, connection?: object): Identity | undefined {
     const authorization = headers.authorization;
     let key: string | null = null;
     if (authorization !== undefined && authorization.length > 0) {
+      if (connection !== undefined) {
+        const last = this.byConnection.get(connection);
+        if (last !== undefined && last.header === authorization) {
+          const expiresAt = last.identity.expiresAt;
+          if (expiresAt === null || expiresAt > Date.now()) return checkDb(db, last.identity);
+        }
+      }
       if (authorization.startsWith("Bearer ")) key = authorization.slice(7).trim();
     } else {
       const cookie = readCookie(headers.cookie, this.options.sessionCookie);
@@ -52,7 +63,11 @@ export class Authenticator {
     }
     if (key === null) return undefined;
     const identity = this.verified.get(key);
-    return identity === undefined ? undefined : checkDb(db, identity);
+    if (identity === undefined) return undefined;
+    if (connection !== undefined && authorization !== undefined && authorization.length > 0) {
+      this.byConnection.set(connection, { header: authorization, identity });
+    }
+    return checkDb(db, identity);
   }
 
   async fromToken(db: string, token: string, via: Identity["via"] = "jwt"): Promise<Identity> {

@@ -349,5 +349,8 @@ export class DbLog {
 
 function sameEpoch(a: string, b: string): boolean {
   const ca = a.indexOf(":");
-  return ca > 0 && ca === b.indexOf(":") && a.slice(0, ca) === b.slice(0, ca);
+  if (ca <= 0 || ca !== b.indexOf(":")) return false;
+  // Compared in place: this runs on every poll, and slices are allocations.
+  for (let i = 0; i < ca; i++) if (a.charCodeAt(i) !== b.charCodeAt(i)) return false;
+  return true;
 }

@@ -38,4 +38,24 @@ describe("verified token cache", () => {
     const forged = await signToken("another-secret-another-secret-0123456789", { db: "test", user: "7" });
     for (let i = 0; i < 2; i++) await assert.rejects(auth.fromToken("test", forged), { code: "TIDINGS_ERR_AUTH_INVALID" });
   });
+
+  it("knows a connection's repeated Bearer header, until the token expires or the header changes", async () => {
+    const auth = new Authenticator({ secret: SECRET, sessionCookie: "s" });
+    const connection = {};
+    const short = await signToken(SECRET, { db: "test", user: "7", ttlSeconds: 1 });
+    const other = await signToken(SECRET, { db: "test", user: "8" });
+    const headers = (token: string) => ({ authorization: `Bearer ${token}` });
+    assert.equal(auth.cachedFromHeaders("test", headers(short), connection), undefined, "never verified yet");
+    await auth.fromToken("test", short);
+    assert.equal(auth.cachedFromHeaders("test", headers(short), connection)?.user, "7");
+    assert.equal(auth.cachedFromHeaders("test", headers(short), connection)?.user, "7", "from the connection");
+    assert.throws(() => auth.cachedFromHeaders("other", headers(short), connection), { code: "TIDINGS_ERR_AUTH_WRONG_DB" });
+    assert.equal(auth.cachedFromHeaders("test", headers(other), connection), undefined, "another token is verified on its own");
+    await auth.fromToken("test", other);
+    assert.equal(auth.cachedFromHeaders("test", headers(other), connection)?.user, "8");
+    assert.equal(auth.cachedFromHeaders("test", headers(short), connection)?.user, "7");
+    await new Promise((r) => setTimeout(r, 1100));
+    assert.equal(auth.cachedFromHeaders("test", headers(short), connection), undefined, "expired: back to full verification");
+    await assert.rejects(auth.fromHeaders("test", headers(short)), { code: "TIDINGS_ERR_AUTH_EXPIRED" });
+  });
 });

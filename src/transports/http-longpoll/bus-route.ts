@@ -30,7 +30,7 @@ export function handleBusPoll(server: ServerContext, { req, res, params }: Route
   const db = params.db!;
   server.bus.log(db); // unknown database (404) or bus disabled (501) before anything else
   const busPoll = new BusPoll(server, req, res, db);
-  const cached = server.authenticator.cachedFromHeaders(db, req.headers);
+  const cached = server.authenticator.cachedFromHeaders(db, req.headers, req.socket);
   if (cached !== undefined) busPoll.authenticated(cached);
   else
     server.authenticate(db, req).then(

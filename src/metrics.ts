@@ -17,11 +17,18 @@ export class Metrics {
     registers: [this.registry],
     collect: (): void => this.parkedPolls.set(this.parked),
   });
-  readonly published = new Counter({
+  readonly published: Counter<"db"> = new Counter({
     name: "tidings_messages_published_total",
     help: "Messages appended to the log by this instance.",
     labelNames: ["db"] as const,
     registers: [this.registry],
+    collect: (): void => {
+      for (const [db, tally] of this.publishedTallies) {
+        if (tally.count === 0) continue;
+        this.published.inc({ db }, tally.count);
+        tally.count = 0;
+      }
+    },
   });
   readonly delivered: Counter<"transport"> = new Counter({
     name: "tidings_messages_delivered_total",
@@ -51,6 +58,17 @@ export class Metrics {
   });
 
   private readonly deliveredTallies = new Map<string, { count: number }>();
+  private readonly publishedTallies = new Map<string, { count: number }>();
+
+  /** The published count of one database as a plain number, added to the counter when scraped. */
+  publishedIn(db: string): { count: number } {
+    let tally = this.publishedTallies.get(db);
+    if (tally === undefined) {
+      tally = { count: 0 };
+      this.publishedTallies.set(db, tally);
+    }
+    return tally;
+  }
 
   /**
    * The delivered count of one transport as a plain number, added to the counter when

@@ -170,6 +170,9 @@ interface Result {
   outOfOrder: number;
   duplicates: number;
   errors: number;
+  /** Answers the clients read (one per delivery when every answer carries a message), and reconnections. */
+  responses: number;
+  reconnects: number;
   loadCores: number;
   seconds: number;
   complete: boolean;
@@ -246,6 +249,8 @@ async function runScenario(server: Server, name: string, round: number): Promise
     let outOfOrder = 0;
     let duplicates = 0;
     let errors = 0;
+    let responses = 0;
+    let reconnects = 0;
     let last = 0;
     for (const s of stats) {
       latency.addSparse(s.latency);
@@ -254,6 +259,8 @@ async function runScenario(server: Server, name: string, round: number): Promise
       outOfOrder += s.outOfOrder;
       duplicates += s.duplicates;
       errors += s.errors;
+      responses += s.responses;
+      reconnects += s.reconnects;
       last = Math.max(last, s.lastDelivery);
     }
     // Fixed rate: the offered rate over the publishing time; backlogs: until the last delivery.
@@ -274,6 +281,8 @@ async function runScenario(server: Server, name: string, round: number): Promise
       outOfOrder,
       duplicates,
       errors,
+      responses,
+      reconnects,
       loadCores: load / wall,
       seconds,
       complete,
@@ -346,7 +355,7 @@ try {
           const r = await runScenario(server, scenario, round);
           results.push(r);
           console.error(
-            `${scenario}${ROUNDS > 1 ? ` round ${round + 1}` : ""} ${name}: ${fmt(r.perSecond)} deliveries/s, p50 ${fmt(r.p50, 2)} ms, p99 ${fmt(r.p99, 2)} ms, server ${fmt(r.serverCores, 2)} cores, lost ${r.lost}, out of order ${r.outOfOrder}, errors ${r.errors}`,
+            `${scenario}${ROUNDS > 1 ? ` round ${round + 1}` : ""} ${name}: ${fmt(r.perSecond)} deliveries/s, p50 ${fmt(r.p50, 2)} ms, p99 ${fmt(r.p99, 2)} ms, server ${fmt(r.serverCores, 2)} cores, lost ${r.lost}, out of order ${r.outOfOrder}, errors ${r.errors}, responses ${fmt(r.responses)}, reconnects ${r.reconnects}`,
           );
         } finally {
           await stop(server.child);

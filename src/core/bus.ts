@@ -151,9 +151,10 @@ export class Bus extends EventEmitter<BusEvents> {
   private combiner(db: string, log: DbLog): AppendCombiner {
     let c = this.combiners.get(db);
     if (c === undefined) {
+      const published = this.metrics.publishedIn(db);
       c = new AppendCombiner(this.store, db, this.options.maxBatch, (stored, ms) => {
         this.metrics.storeLatency.observe({ op: "append" }, ms / 1000);
-        this.metrics.published.inc({ db }, stored.length);
+        published.count += stored.length;
         // The log of this database as it is now (a log that failed to load is replaced).
         const current = this.logs.get(db) ?? log;
         if (this.store.capabilities.shared) void current.refresh().catch((e: unknown) => this.storeError(e));

@@ -4,6 +4,7 @@
  */
 import { describe, it, before, after } from "node:test";
 import assert from "node:assert/strict";
+import { Agent, request as httpRequest } from "node:http";
 import { SignJWT } from "jose";
 import type { TidingsServer } from "../../src/server.js";
 import { StaticSessionVerifier } from "../../src/auth/tryton-session.js";
@@ -150,6 +151,76 @@ describe("long-poll: credentials", () => {
     });
     assert.equal(r.status, 403);
     assert.equal(r.text, errorBody("TIDINGS_ERR_CHANNEL_FORBIDDEN", 'Not allowed to read channel "user:2".', { channel: "user:2" }));
+  });
+});
+
+describe("long-poll: one keep-alive connection, several tokens and channel lists", () => {
+  let server: TidingsServer;
+  let agent: Agent;
+  const ids: Record<string, string> = {};
+  let cursor: string;
+
+  before(async () => {
+    server = await startServer({ pollTimeoutMs: 30_000 });
+    cursor = await publish(server, "team", { type: "before" });
+    for (const channel of ["team", "user:1", "user:2"]) ids[channel] = await publish(server, channel, { type: "t", on: channel });
+    // One socket for every request below: what a re-polling client's connection sees.
+    agent = new Agent({ keepAlive: true, maxSockets: 1 });
+  });
+  after(async () => {
+    agent.destroy();
+    await server.close();
+  });
+
+  function pollOn(tok: string, channels: string[]): Promise<{ status: number; body: string; port: number }> {
+    const text = JSON.stringify({ last_message: cursor, channels });
+    return new Promise((resolve, reject) => {
+      const req = httpRequest(`${server.url}/test/bus`, {
+        method: "POST",
+        agent,
+        headers: { "content-type": "application/json", "content-length": Buffer.byteLength(text), authorization: `Bearer ${tok}` },
+      });
+      req.on("error", reject);
+      req.on("response", (res) => {
+        let body = "";
+        res.on("data", (c: Buffer) => (body += c.toString()));
+        res.on("end", () => resolve({ status: res.statusCode!, body, port: req.socket!.localPort! }));
+      });
+      req.end(text);
+    });
+  }
+
+  it("checks every change of channels or token, and remembers nothing a token was refused", async () => {
+    const one = await token("1", { channels: ["team"] });
+    const two = await token("2");
+    const forbidden = (channel: string) => errorBody("TIDINGS_ERR_CHANNEL_FORBIDDEN", `Not allowed to read channel "${channel}".`, { channel });
+    const team = oneMessage("team", ids.team!, { type: "t", on: "team" });
+    const steps: Array<[string, string, string[], number, string]> = [
+      ["user 1 on team", one, ["team"], 200, team],
+      ["user 1 again", one, ["team"], 200, team],
+      ["user 2 with the list user 1 just used", two, ["team"], 403, forbidden("team")],
+      ["user 1 on user:2", one, ["user:2"], 403, forbidden("user:2")],
+      ["user 1 on user:2 again", one, ["user:2"], 403, forbidden("user:2")],
+      ["user 1 on team and user:2", one, ["team", "user:2"], 403, forbidden("user:2")],
+      ["user 2 on its own channel", two, ["user:2"], 200, oneMessage("user:2", ids["user:2"]!, { type: "t", on: "user:2" })],
+      ["user 1 with the list user 2 just used", one, ["user:2"], 403, forbidden("user:2")],
+      ["user 1 back on team", one, ["team"], 200, team],
+    ];
+    const ports = new Set<number>();
+    for (const [what, tok, channels, status, body] of steps) {
+      const r = await pollOn(tok, channels);
+      assert.deepEqual([r.status, r.body], [status, body], what);
+      ports.add(r.port);
+    }
+    assert.equal(ports.size, 1, "every poll went over the same connection");
+  });
+
+  it("answers 401 once the connection's token expires", async () => {
+    const brief = await token("1", { ttlSeconds: 1 });
+    assert.equal((await pollOn(brief, ["user:1"])).status, 200);
+    await new Promise((r) => setTimeout(r, 1100));
+    const r = await pollOn(brief, ["user:1"]);
+    assert.deepEqual([r.status, r.body], [401, errorBody("TIDINGS_ERR_AUTH_EXPIRED", "The token has expired.")]);
   });
 });
 

@@ -5,23 +5,11 @@
 // (SQL, Lua, web/admin.html, package.json) resolve the same from either tree.
 // Type checking is `npm run typecheck`; this only strips types.
 import { build } from "esbuild";
-import { cpSync, mkdirSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join, relative } from "node:path";
-import { fileURLToPath } from "node:url";
+import { BUILT_STAMP, DIST, SRC, filesUnder } from "./dist-state.mjs";
 
-const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
-const SRC = join(ROOT, "src");
-const DIST = join(ROOT, "dist");
-
-/** Every file under dir, as paths. */
-function walk(dir) {
-  return readdirSync(dir, { withFileTypes: true }).flatMap((entry) => {
-    const path = join(dir, entry.name);
-    return entry.isDirectory() ? walk(path) : [path];
-  });
-}
-
-const files = walk(SRC);
+const files = filesUnder(SRC);
 const sources = files.filter((file) => file.endsWith(".ts"));
 const assets = files.filter((file) => !file.endsWith(".ts"));
 
@@ -43,4 +31,4 @@ for (const asset of assets) {
   cpSync(asset, target);
 }
 // Written last: bin/tidings.mjs runs dist/ only when this is newer than every source.
-writeFileSync(join(DIST, ".built"), `${new Date().toISOString()}\n`);
+writeFileSync(BUILT_STAMP, `${new Date().toISOString()}\n`);

@@ -1,31 +1,11 @@
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { distIsFresh } from "../../scripts/dist-state.mjs";
 import { post, runCli, serve, tempDir, type Served } from "./cli-process.js";
 
-const ROOT = fileURLToPath(new URL("../../", import.meta.url));
-
-function newest(dir: string): number {
-  return Math.max(
-    0,
-    ...readdirSync(dir, { withFileTypes: true }).map((e) =>
-      e.isDirectory() ? newest(join(dir, e.name)) : statSync(join(dir, e.name)).mtimeMs,
-    ),
-  );
-}
-
-function builtAt(): number {
-  try {
-    return statSync(join(ROOT, "dist/.built")).mtimeMs;
-  } catch {
-    return -1;
-  }
-}
-
 // `npm install` builds dist/; a checkout edited since then runs from source (tested everywhere else).
-const skip = builtAt() >= newest(join(ROOT, "src")) ? false : "dist/ is missing or older than src/: run `npm run build`";
+const skip = distIsFresh() ? false : "dist/ is missing or older than src/: run `npm run build`";
 
 describe("the compiled tree (dist/)", { skip }, () => {
   const dir = tempDir();

@@ -1,0 +1,6 @@
+export const ROOT: string;
+export const SRC: string;
+export const DIST: string;
+export const BUILT_STAMP: string;
+export function filesUnder(dir: string): string[];
+export function distIsFresh(): boolean;

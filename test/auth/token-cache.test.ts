@@ -42,7 +42,8 @@ describe("verified token cache", () => {
   it("knows a connection's repeated Bearer header, until the token expires or the header changes", async () => {
     const auth = new Authenticator({ secret: SECRET, sessionCookie: "s" });
     const connection = {};
-    const short = await signToken(SECRET, { db: "test", user: "7", ttlSeconds: 1 });
+    // Two seconds: `exp` is whole seconds, so a one-second token may have a few milliseconds left.
+    const short = await signToken(SECRET, { db: "test", user: "7", ttlSeconds: 2 });
     const other = await signToken(SECRET, { db: "test", user: "8" });
     const headers = (token: string) => ({ authorization: `Bearer ${token}` });
     assert.equal(auth.cachedFromHeaders("test", headers(short), connection), undefined, "never verified yet");
@@ -54,8 +55,8 @@ describe("verified token cache", () => {
     await auth.fromToken("test", other);
     assert.equal(auth.cachedFromHeaders("test", headers(other), connection)?.user, "8");
     assert.equal(auth.cachedFromHeaders("test", headers(short), connection)?.user, "7");
-    // Past the token's one-second life, without waiting for it.
-    mock.timers.enable({ apis: ["Date"], now: Date.now() + 2000 });
+    // Past the token's life, without waiting for it.
+    mock.timers.enable({ apis: ["Date"], now: Date.now() + 3000 });
     try {
       assert.equal(auth.cachedFromHeaders("test", headers(short), connection), undefined, "expired: back to full verification");
       await assert.rejects(auth.fromHeaders("test", headers(short)), { code: "TIDINGS_ERR_AUTH_EXPIRED" });

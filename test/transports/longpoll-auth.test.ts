@@ -216,10 +216,11 @@ describe("long-poll: one keep-alive connection, several tokens and channel lists
   });
 
   it("answers 401 once the connection's token expires", async () => {
-    const brief = await token("1", { ttlSeconds: 1 });
+    // Two seconds: `exp` is whole seconds, so a one-second token may have a few milliseconds left.
+    const brief = await token("1", { ttlSeconds: 2 });
     assert.equal((await pollOn(brief, ["user:1"])).status, 200);
-    // Past the token's one-second life (server and test share the clock), without waiting for it.
-    mock.timers.enable({ apis: ["Date"], now: Date.now() + 2000 });
+    // Past the token's life (server and test share the clock), without waiting for it.
+    mock.timers.enable({ apis: ["Date"], now: Date.now() + 3000 });
     try {
       const r = await pollOn(brief, ["user:1"]);
       assert.deepEqual([r.status, r.body], [401, errorBody("TIDINGS_ERR_AUTH_EXPIRED", "The token has expired.")]);

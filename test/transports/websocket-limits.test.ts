@@ -1,4 +1,4 @@
-import { describe, test } from "node:test";
+import { describe, mock, test } from "node:test";
 import assert from "node:assert/strict";
 import { once } from "node:events";
 import type { TidingsServer } from "../../src/server.js";
@@ -128,8 +128,15 @@ describe("WebSocket: limits and bad input", () => {
 
   test("credentials that expire close the connection with 4001", () =>
     withServer({}, async (server) => {
-      const c = await FrameClient.open(wsUrl(server, { token: await token("7", { ttlSeconds: 1 }) }));
-      assert.deepEqual(await c.closed, { code: 4001, reason: "authentication expired" });
+      // Two seconds: `exp` is whole seconds, so a one-second token may be dead before the upgrade.
+      const c = await FrameClient.open(wsUrl(server, { token: await token("7", { ttlSeconds: 2 }) }));
+      // The once-a-second sweep then finds it expired, without the test waiting for the real clock.
+      mock.timers.enable({ apis: ["Date"], now: Date.now() + 3000 });
+      try {
+        assert.deepEqual(await c.closed, { code: 4001, reason: "authentication expired" });
+      } finally {
+        mock.timers.reset();
+      }
     }));
 
   test("a peer that does not answer protocol pings is dropped; one that does stays", () =>

@@ -124,8 +124,9 @@ for (const engine of [...ENGINES, ...shared]) {
 
     it("expires a pending command nobody claimed, and a delivered one nobody started", async () => {
       const pending = await bus.commands.send(DB, "bot:nobody", "x", [], { timeoutMs: 30 });
-      const delivered = await bus.commands.send(DB, "bot:idle", "x", [], { timeoutMs: 30 });
-      await bus.commands.claim(DB, "bot:idle", "conn-1", 1);
+      // Long enough to be claimed first on a loaded machine.
+      const delivered = await bus.commands.send(DB, "bot:idle", "x", [], { timeoutMs: 250 });
+      assert.equal((await bus.commands.claim(DB, "bot:idle", "conn-1", 1)).length, 1);
       const [p, d] = await Promise.all([pending.outcome, delivered.outcome]);
       assert.deepEqual([p.state, p.attempts, p.deliveredAt], ["expired", 0, null]);
       assert.deepEqual([d.state, d.attempts, d.startedAt, d.claimedBy], ["expired", 1, null, null]);

@@ -7,6 +7,7 @@
  *        [--servers tidings-memory,tidings-sqlite,peer] [--scenarios rate,backlog,batch]
  *        [--backlog-broadcasts 100] [--batch-broadcasts 1000] [--per-user 5]
  *        [--rounds 1] [--pin] [--cpu-prof <dir>] [--server-node-args="--trace-gc"] [--tidings-root <checkout>]
+ *        [--base-root <checkout>]   (adds servers base-memory, base-sqlite: that checkout's tidings, same run)
  *
  * Scenarios
  *   rate     every client gets 2 msg/s: 1/s on its own user:<n> channel + 1/s broadcast
@@ -59,6 +60,8 @@ const PER_USER = Number(args.get("per-user") ?? 5);
 const NODE_ARGS = (args.get("server-node-args") ?? "").split(" ").filter(Boolean);
 /** --tidings-root <dir>: run the tidings of another checkout (to compare a change). */
 const ROOT = args.get("tidings-root") ?? fileURLToPath(new URL("../../", import.meta.url));
+/** --base-root <dir>: servers named base-memory / base-sqlite run that checkout, to compare a change within one run. */
+const BASE_ROOT = args.get("base-root");
 const HERE = fileURLToPath(new URL("./", import.meta.url));
 const SECRET = randomBytes(32).toString("base64url");
 const DB = "bench";
@@ -79,15 +82,18 @@ function pinned(cmd: string[], role: "server" | "load"): string[] {
 }
 
 async function startServer(name: string, dataDir: string): Promise<Server> {
+  const base = name.startsWith("base-");
+  if (base && BASE_ROOT === undefined) throw new Error(`${name} needs --base-root <checkout>`);
+  const root = base ? BASE_ROOT! : ROOT;
   const cmd =
     name === "peer"
       ? [process.execPath, "--import", "tsx", join(HERE, "peer-minimal.ts"), "0"]
       : [
           process.execPath,
-          join(ROOT, "bin/tidings.mjs"),
+          join(root, "bin/tidings.mjs"),
           "serve",
           "--port", "0",
-          "--store", name === "tidings-sqlite" ? `sqlite:${join(dataDir, `${Date.now()}.db`)}` : "memory:",
+          "--store", name.endsWith("-sqlite") ? `sqlite:${join(dataDir, `${Date.now()}.db`)}` : "memory:",
           "--data-dir", dataDir,
           "--secret", SECRET,
           "--databases", DB,
@@ -96,7 +102,7 @@ async function startServer(name: string, dataDir: string): Promise<Server> {
   if (CPU_PROF !== undefined) cmd.splice(1, 0, "--cpu-prof", "--cpu-prof-dir", join(CPU_PROF, name));
   if (NODE_ARGS.length > 0) cmd.splice(1, 0, ...NODE_ARGS);
   const full = pinned(cmd, "server");
-  const child = spawn(full[0]!, full.slice(1), { cwd: ROOT, stdio: ["ignore", "pipe", "inherit"] });
+  const child = spawn(full[0]!, full.slice(1), { cwd: root, stdio: ["ignore", "pipe", "inherit"] });
   const port = await new Promise<number>((resolve, reject) => {
     child.once("exit", (code) => reject(new Error(`${name} exited with ${code}`)));
     createInterface({ input: child.stdout! }).on("line", (line) => {

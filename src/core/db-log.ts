@@ -269,21 +269,12 @@ export class DbLog {
 
   /**
    * `fetch` without awaiting, when the tail alone can answer (a client re-polling from a
-   * recent cursor); null otherwise. Parks `park` the same way when nothing is found.
+   * recent cursor); null otherwise. A caller that finds nothing and wants to wait adds its
+   * listener from `position` in the same tick.
    */
-  fetchNow(
-    channels: ReadonlySet<string>,
-    after: Cursor,
-    limit: number,
-    park?: Listener,
-  ): (Delivery & { position: Cursor }) | null {
+  fetchNow(channels: ReadonlySet<string>, after: Cursor, limit: number): (Delivery & { position: Cursor }) | null {
     if (after === null || !this.covers(after)) return null;
-    const messages = this.scanAfter(channels, after, limit);
-    if (messages.length === 0 && park !== undefined) {
-      park.cursor = after;
-      this.addListener(park);
-    }
-    return { messages, gap: false, position: after };
+    return { messages: this.scanAfter(channels, after, limit), gap: false, position: after };
   }
 
   /** Whether the tail alone can answer a read after `cursor`. */

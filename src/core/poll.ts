@@ -40,12 +40,17 @@ export function poll(log: DbLog, req: PollRequest): Promise<Delivery> {
  * with no promise in between (the long-poll hot path answers in the request's own tick).
  */
 export function startPoll(log: DbLog, req: PollRequest, sink: PollSink): void {
-  new PendingPoll(log, req, sink).start();
+  const channels = req.channelSet ?? new Set(req.channels);
+  const now = log.fetchNow(channels, req.after, req.limit);
+  // Answered from the tail (a client draining a backlog): no poll state at all.
+  if (now !== null && now.messages.length > 0) return sink.done(now);
+  const pending = new PendingPoll(log, req, sink, channels);
+  if (now === null) pending.read();
+  else pending.parkAfter(now);
 }
 
 /** One poll's state; a class rather than closures, as it is made once per request. */
 class PendingPoll implements Listener {
-  readonly channels: ReadonlySet<string>;
   cursor: string | null;
   private readonly collected: StoredMessage[] = [];
   private timer: NodeJS.Timeout | undefined;
@@ -61,21 +66,25 @@ class PendingPoll implements Listener {
     private readonly log: DbLog,
     private readonly req: PollRequest,
     private readonly sink: PollSink,
+    readonly channels: ReadonlySet<string>,
   ) {
-    this.channels = req.channelSet ?? new Set(req.channels);
     this.cursor = req.after;
   }
 
-  start(): void {
-    const { log, req } = this;
-    // Both register this listener themselves, in the same tick as the scan that found nothing.
-    const now = log.fetchNow(this.channels, req.after, req.limit, this);
-    if (now !== null) this.afterFirst(now);
-    else
-      log.fetch(this.channels, req.after, req.limit, this).then(
-        (first) => this.afterFirst(first),
-        (error: unknown) => this.sink.fail(error),
-      );
+  /** The tail found nothing after the cursor: listen from there, in the same tick as that scan. */
+  parkAfter(empty: Delivery & { position: string | null }): void {
+    this.cursor = empty.position;
+    this.log.addListener(this);
+    this.afterFirst(empty);
+  }
+
+  /** The tail cannot answer: read the store (which registers this listener when it finds nothing). */
+  read(): void {
+    const { req } = this;
+    this.log.fetch(this.channels, req.after, req.limit, this).then(
+      (first) => this.afterFirst(first),
+      (error: unknown) => this.sink.fail(error),
+    );
   }
 
   push(m: StoredMessage): void {

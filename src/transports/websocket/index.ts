@@ -8,6 +8,7 @@ import { TidingsError, toTidingsError } from "../../errors.js";
 import { CLOSE } from "./close-codes.js";
 import { Connection, type ConnectionHost } from "./connection.js";
 import { FlushScheduler } from "./outbox.js";
+import { Heartbeat } from "./heartbeat.js";
 import { checkUpgrade, rejectUpgrade, type UpgradeRequest } from "./upgrade.js";
 
 export interface WebSocketEvents {
@@ -31,7 +32,7 @@ export class WebSocketTransport extends EventEmitter<WebSocketEvents> implements
   private readonly wss: WebSocketServer;
   private readonly connections = new Set<Connection>();
   readonly scheduler: FlushScheduler;
-  private readonly heartbeatTimer: NodeJS.Timeout;
+  private readonly heartbeat: Heartbeat<Connection>;
   private readonly expiryTimer: NodeJS.Timeout;
   private stopped = false;
 
@@ -48,11 +49,7 @@ export class WebSocketTransport extends EventEmitter<WebSocketEvents> implements
     };
     this.wss = new WebSocketServer(wsOptions);
     this.scheduler = new FlushScheduler((n) => (server.bus.metrics.deliveredVia("websocket").count += n));
-    this.heartbeatTimer = setInterval(() => {
-      const now = Date.now();
-      for (const c of this.connections) c.heartbeat(now, opts.pingIntervalMs);
-    }, opts.pingIntervalMs);
-    this.heartbeatTimer.unref();
+    this.heartbeat = new Heartbeat(opts.pingIntervalMs);
     // One sweep for every connection's credentials rather than a timer per connection.
     this.expiryTimer = setInterval(() => {
       const now = Date.now();
@@ -96,6 +93,7 @@ export class WebSocketTransport extends EventEmitter<WebSocketEvents> implements
       }
       const conn = new Connection(this, ws, socket, up.db, up.identity, up.token);
       this.connections.add(conn);
+      this.heartbeat.add(conn);
       this.server.bus.metrics.connections.inc({ transport: "websocket" });
       this.server.bus.logger.debug({ connection: conn.id, db: up.db, user: up.identity?.user ?? null }, "websocket open");
       this.emit("connection:open", { id: conn.id, db: up.db, user: up.identity?.user ?? null });
@@ -104,6 +102,7 @@ export class WebSocketTransport extends EventEmitter<WebSocketEvents> implements
 
   connectionClosed(conn: Connection, code: number, reason: string): void {
     if (!this.connections.delete(conn)) return;
+    this.heartbeat.delete(conn);
     this.server.bus.metrics.connections.dec({ transport: "websocket" });
     this.server.bus.logger.debug({ connection: conn.id, code, reason }, "websocket closed");
     this.emit("connection:close", { id: conn.id, code, reason });
@@ -118,7 +117,7 @@ export class WebSocketTransport extends EventEmitter<WebSocketEvents> implements
   shutdown(): void {
     if (this.stopped) return;
     this.stopped = true;
-    clearInterval(this.heartbeatTimer);
+    this.heartbeat.close();
     clearInterval(this.expiryTimer);
     for (const c of this.connections) c.close(CLOSE.SHUTDOWN);
     this.scheduler.close();

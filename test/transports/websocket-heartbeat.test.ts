@@ -12,6 +12,7 @@ function advance(ms: number, step: number): void {
 }
 
 class Member {
+  heartbeatSlice = -1;
   readonly pings: number[] = [];
   heartbeat(now: number): void {
     this.pings.push(now);

@@ -76,6 +76,8 @@ export class Connection {
   private state: "open" | "closing" | "closed" = "open";
   /** Last time the peer showed life (any frame or pong). */
   lastSeen = Date.now();
+  /** The heartbeat's slice for this connection (-1 until it joins). */
+  heartbeatSlice = -1;
   private frameWindowStart = 0;
   private frameCount = 0;
   private pending = 0;

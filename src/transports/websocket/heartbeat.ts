@@ -1,6 +1,8 @@
 /** Something the heartbeat pings once per interval. */
 export interface Beating {
   heartbeat(now: number, intervalMs: number): void;
+  /** Which slice holds it (-1: none); kept on the member, as a map of 10,000 entries costs memory. */
+  heartbeatSlice: number;
 }
 
 /** A slice of the interval shorter than this is not worth a timer tick of its own. */
@@ -16,7 +18,6 @@ const MAX_SLICES = 64;
  */
 export class Heartbeat<T extends Beating> {
   private readonly slices: Set<T>[];
-  private readonly sliceOf = new Map<T, Set<T>>();
   private nextSlice = 0;
   private tick = 0;
   private readonly timer: NodeJS.Timeout;
@@ -29,16 +30,16 @@ export class Heartbeat<T extends Beating> {
   }
 
   add(member: T): void {
-    if (this.sliceOf.has(member)) return;
-    const slice = this.slices[this.nextSlice]!;
+    if (member.heartbeatSlice >= 0) return;
+    member.heartbeatSlice = this.nextSlice;
+    this.slices[this.nextSlice]!.add(member);
     this.nextSlice = (this.nextSlice + 1) % this.slices.length;
-    slice.add(member);
-    this.sliceOf.set(member, slice);
   }
 
   delete(member: T): void {
-    this.sliceOf.get(member)?.delete(member);
-    this.sliceOf.delete(member);
+    if (member.heartbeatSlice < 0) return;
+    this.slices[member.heartbeatSlice]?.delete(member);
+    member.heartbeatSlice = -1;
   }
 
   private beat(): void {

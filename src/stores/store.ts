@@ -180,6 +180,8 @@ export interface Store {
    */
   createCommand(db: string, command: NewCommand): Promise<{ command: CommandRecord; created: boolean }>;
   getCommand(db: string, id: string): Promise<CommandRecord | null>;
+  /** The command sent to `address` with this idempotency key, whatever its state, or null. */
+  findCommandByKey(db: string, address: string, idempotencyKey: string): Promise<CommandRecord | null>;
   /** Newest first. */
   listCommands(db: string, filter: CommandFilter): Promise<CommandRecord[]>;
   /** Commands of `address` not yet final. */

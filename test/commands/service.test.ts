@@ -321,6 +321,12 @@ for (const engine of [...ENGINES, ...shared]) {
       assert.deepEqual(again.command, first.command);
       const other = await bus.commands.send(DB, "bot:idem", "x", [1], { idempotencyKey: "build-43" });
       assert.notEqual(other.command.id, first.command.id);
+      // The address is full now (3 open, the cap here): a resend still gets its command back.
+      await bus.commands.send(DB, "bot:idem", "x", [3]);
+      await rejectsWith(bus.commands.send(DB, "bot:idem", "x", [4]), "TIDINGS_ERR_COMMAND_TOO_MANY");
+      const resent = await bus.commands.send(DB, "bot:idem", "x", [1], { idempotencyKey: "build-42" });
+      assert.deepEqual([resent.created, resent.command.id], [false, first.command.id]);
+      await rejectsWith(bus.commands.send(DB, "bot:idem", "x", [1], { idempotencyKey: "build-44" }), "TIDINGS_ERR_COMMAND_TOO_MANY");
     });
 
     it("lists by address, state and time, newest first", async () => {

@@ -69,6 +69,9 @@ export class CountingStore implements Store {
   getCommand(db: string, id: string): Promise<CommandRecord | null> {
     return this.inner.getCommand(db, id);
   }
+  findCommandByKey(db: string, address: string, idempotencyKey: string): Promise<CommandRecord | null> {
+    return this.inner.findCommandByKey(db, address, idempotencyKey);
+  }
   listCommands(db: string, filter: CommandFilter): Promise<CommandRecord[]> {
     return this.inner.listCommands(db, filter);
   }

@@ -337,8 +337,15 @@ export function describeStore(name: string, harness: StoreHarness): void {
         const noKey = [await create(db, "bot:1"), await create(db, "bot:1")];
         assert.notEqual(noKey[0]!.id, noKey[1]!.id, "commands without a key never collide");
 
+        assert.deepEqual(await store.findCommandByKey(db, "bot:1", "k1"), first.command, "found by its key");
+        assert.equal((await store.findCommandByKey(db, "bot:2", "k1"))?.id, otherAddress.command.id);
+        assert.equal(await store.findCommandByKey(db, "bot:1", "k2"), null);
+        assert.equal(await store.findCommandByKey(db, "bot:3", "k1"), null, "a key of another address is not found");
+
         assert.equal(await store.getCommand(db, randomUUID()), null);
         assert.equal(await store.countOpenCommands(db, "bot:1"), 3);
+        await store.finishCommand(db, id, { state: "cancelled" }, null, T + 2);
+        assert.equal((await store.findCommandByKey(db, "bot:1", "k1"))?.state, "cancelled", "found whatever its state");
       });
 
       it("lists newest first with address, state and time filters and a limit", async () => {

@@ -16,7 +16,7 @@ export class MemoryCommands {
 
   create(c: NewCommand): { command: CommandRecord; created: boolean } {
     if (c.idempotencyKey !== null) {
-      const existing = this.byIdempotency.get(`${c.address}\u0000${c.idempotencyKey}`);
+      const existing = this.byIdempotency.get(idempotencyField(c.address, c.idempotencyKey));
       if (existing !== undefined) return { command: { ...this.byId.get(existing)! }, created: false };
     }
     const record: Mutable<CommandRecord> = {
@@ -39,13 +39,18 @@ export class MemoryCommands {
       finishedAt: null,
     };
     this.byId.set(c.id, record);
-    if (c.idempotencyKey !== null) this.byIdempotency.set(`${c.address}\u0000${c.idempotencyKey}`, c.id);
+    if (c.idempotencyKey !== null) this.byIdempotency.set(idempotencyField(c.address, c.idempotencyKey), c.id);
     return { command: { ...record }, created: true };
   }
 
   get(id: string): CommandRecord | null {
     const r = this.byId.get(id);
     return r ? { ...r } : null;
+  }
+
+  findByKey(address: string, idempotencyKey: string): CommandRecord | null {
+    const id = this.byIdempotency.get(idempotencyField(address, idempotencyKey));
+    return id === undefined ? null : this.get(id);
   }
 
   list(f: CommandFilter): CommandRecord[] {
@@ -150,4 +155,9 @@ export class MemoryCommands {
     }
     return out;
   }
+}
+
+/** One entry per address and key: the same key may be used at another address. */
+function idempotencyField(address: string, idempotencyKey: string): string {
+  return `${address}\u0000${idempotencyKey}`;
 }

@@ -82,6 +82,9 @@ export class MemoryStore implements Store {
   async getCommand(db: string, id: string): Promise<CommandRecord | null> {
     return withDb(db, this.cmds(db).get(id));
   }
+  async findCommandByKey(db: string, address: string, idempotencyKey: string): Promise<CommandRecord | null> {
+    return withDb(db, this.cmds(db).findByKey(address, idempotencyKey));
+  }
   async listCommands(db: string, filter: CommandFilter): Promise<CommandRecord[]> {
     return this.cmds(db).list(filter).map((r) => ({ ...r, db }));
   }

@@ -50,9 +50,14 @@ export class PostgresCommands {
       RETURNING *`;
     if (inserted) return { command: toRecord(inserted), created: true };
     // Lost to the same idempotency key: ON CONFLICT waited for that insert, so it is visible now.
-    const [existing] = await this.sql<Row[]>`
-      SELECT * FROM ${this.t}.commands WHERE db = ${db} AND address = ${c.address} AND idempotency_key = ${c.idempotencyKey}`;
-    return { command: toRecord(existing!), created: false };
+    const existing = await this.findByKey(db, c.address, c.idempotencyKey!);
+    return { command: existing!, created: false };
+  }
+
+  async findByKey(db: string, address: string, idempotencyKey: string): Promise<CommandRecord | null> {
+    const [row] = await this.sql<Row[]>`
+      SELECT * FROM ${this.t}.commands WHERE db = ${db} AND address = ${address} AND idempotency_key = ${idempotencyKey}`;
+    return row ? toRecord(row) : null;
   }
 
   async get(db: string, id: string): Promise<CommandRecord | null> {

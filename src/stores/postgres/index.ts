@@ -283,6 +283,9 @@ export class PostgresStore implements Store {
   async getCommand(db: string, id: string): Promise<CommandRecord | null> {
     return this.o.commands.get(db, id);
   }
+  async findCommandByKey(db: string, address: string, idempotencyKey: string): Promise<CommandRecord | null> {
+    return this.o.commands.findByKey(db, address, idempotencyKey);
+  }
   async listCommands(db: string, filter: CommandFilter): Promise<CommandRecord[]> {
     return this.o.commands.list(db, filter);
   }

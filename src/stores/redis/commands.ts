@@ -24,6 +24,11 @@ import type { Conn } from "./index.js";
 
 type Fields = Map<string, string>;
 
+/** The `idem` hash's field for a key used at an address. */
+function idempotencyField(address: string, idempotencyKey: string): string {
+  return `${address}\u0000${idempotencyKey}`;
+}
+
 function fields(flat: unknown): Fields {
   const list = flat as string[];
   const f: Fields = new Map();
@@ -68,7 +73,7 @@ export class RedisCommands {
 
   async create(db: string, c: NewCommand): Promise<{ command: CommandRecord; created: boolean }> {
     const k = (name: string) => this.conn.key(db, name);
-    const idem = c.idempotencyKey === null ? "" : `${c.address}\u0000${c.idempotencyKey}`;
+    const idem = c.idempotencyKey === null ? "" : idempotencyField(c.address, c.idempotencyKey);
     const [created, flat] = (await this.conn.script(
       "command-create",
       [k(`cmd:${c.id}`), k("idem"), k("cmds"), k(`open:${c.address}`), k("deadlines"), k("meta")],
@@ -80,6 +85,11 @@ export class RedisCommands {
   async get(db: string, id: string): Promise<CommandRecord | null> {
     const f = fields(await this.conn.command("HGETALL", [this.conn.key(db, `cmd:${id}`)]));
     return f.size === 0 ? null : toRecord(db, f);
+  }
+
+  async findByKey(db: string, address: string, idempotencyKey: string): Promise<CommandRecord | null> {
+    const id = (await this.conn.command("HGET", [this.conn.key(db, "idem"), idempotencyField(address, idempotencyKey)])) as string | null;
+    return id === null ? null : this.get(db, id);
   }
 
   async list(db: string, filter: CommandFilter): Promise<CommandRecord[]> {

@@ -289,6 +289,9 @@ export class RedisStore implements Store {
   getCommand(db: string, id: string): Promise<CommandRecord | null> {
     return this.commands.get(db, id);
   }
+  findCommandByKey(db: string, address: string, idempotencyKey: string): Promise<CommandRecord | null> {
+    return this.commands.findByKey(db, address, idempotencyKey);
+  }
   listCommands(db: string, filter: CommandFilter): Promise<CommandRecord[]> {
     return this.commands.list(db, filter);
   }

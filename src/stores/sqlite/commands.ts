@@ -133,6 +133,11 @@ export class SqliteCommands {
     return row ? toRecord(row) : null;
   }
 
+  findByKey(db: string, address: string, idempotencyKey: string): CommandRecord | null {
+    const row = this.byKey.get(db, address, idempotencyKey);
+    return row ? toRecord(row) : null;
+  }
+
   list(db: string, f: CommandFilter): CommandRecord[] {
     const params = {
       db,

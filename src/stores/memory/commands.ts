@@ -16,8 +16,8 @@ export class MemoryCommands {
 
   create(c: NewCommand): { command: CommandRecord; created: boolean } {
     if (c.idempotencyKey !== null) {
-      const existing = this.byIdempotency.get(idempotencyField(c.address, c.idempotencyKey));
-      if (existing !== undefined) return { command: { ...this.byId.get(existing)! }, created: false };
+      const existing = this.findByKey(c.address, c.idempotencyKey);
+      if (existing !== null) return { command: existing, created: false };
     }
     const record: Mutable<CommandRecord> = {
       id: c.id,

@@ -109,8 +109,8 @@ export class SqliteCommands {
 
     this.createTx = sql.transaction((db: string, c: NewCommand): { command: CommandRecord; created: boolean } => {
       if (c.idempotencyKey !== null) {
-        const existing = this.byKey.get(db, c.address, c.idempotencyKey);
-        if (existing) return { command: toRecord(existing), created: false };
+        const existing = this.findByKey(db, c.address, c.idempotencyKey);
+        if (existing !== null) return { command: existing, created: false };
       }
       const row = this.insert.get({ db, ...c });
       return { command: toRecord(row!), created: true };

@@ -104,15 +104,12 @@ export class CommandService {
     const now = Date.now();
     const deadline = resolveDeadline(options, now, this.options.defaultDeadlineMs);
     await this.open(db);
-    if (idempotencyKey !== null) {
-      // A resend (the sender retrying after a lost answer) gets the first command, even when
-      // the address has no room left for a new one.
-      const existing = await this.store.findCommandByKey(db, address, idempotencyKey);
-      if (existing !== null) return this.sent(db, existing, false);
-    }
     // Count then create is not atomic: concurrent senders may pass the limit by a few.
     const open = await this.store.countOpenCommands(db, address);
     if (open >= this.options.maxOpenPerAddress) {
+      // A resend (the sender retrying after a lost answer) still gets its first command back.
+      const existing = idempotencyKey === null ? null : await this.store.findCommandByKey(db, address, idempotencyKey);
+      if (existing !== null) return this.sent(db, existing, false);
       throw new TidingsError(
         "TIDINGS_ERR_COMMAND_TOO_MANY",
         `Address ${address} already has ${open} commands without an outcome (at most ${this.options.maxOpenPerAddress}).`,

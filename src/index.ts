@@ -1,5 +1,6 @@
 // The public surface of the `tidings` package: everything else is internal.
-export { createBus, Bus, type BusInput, type PublishItem } from "./core/bus.js";
+export { createBus, TidingsBus as Bus, type BusInput } from "./bus.js";
+export type { PublishItem } from "./core/bus.js";
 export {
   publishInTransaction,
   publishManyInTransaction,

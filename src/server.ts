@@ -1,7 +1,7 @@
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
 import type { Duplex } from "node:stream";
-import { Bus, type BusInput } from "./core/bus.js";
+import { TidingsBus, type BusInput } from "./bus.js";
 import { Authenticator } from "./auth/authenticate.js";
 import { loadSecret } from "./auth/secret.js";
 import type { SessionVerifier } from "./auth/tryton-session.js";
@@ -18,6 +18,7 @@ import { registerCommandRoutes } from "./transports/http/command-routes.js";
 import { registerAdminRoutes } from "./transports/http/admin-routes.js";
 import { redactStoreUrl } from "./stores/open-store.js";
 import { WebSocketTransport } from "./transports/websocket/index.js";
+import { registerCommandHandlers } from "./transports/websocket/command-handlers.js";
 import { handleEvents } from "./transports/sse/events-route.js";
 
 /** "compiled" when this module runs from dist/ (plain JavaScript), "source" under tsx. */
@@ -48,7 +49,7 @@ export class TidingsServer implements ServerContext {
   private closing: Promise<void> | null = null;
 
   private constructor(
-    readonly bus: Bus,
+    readonly bus: TidingsBus,
     secret: string,
     sessionVerifier: SessionVerifier | undefined,
   ) {
@@ -75,13 +76,16 @@ export class TidingsServer implements ServerContext {
       });
     });
     this.routes();
+    registerCommandHandlers(bus);
+    // A server sweeps deadlines of every configured database (commands of other instances).
+    bus.commands.sweepConfiguredDatabases();
     // Upgrades bypass the router; the transport closes its sockets with 1001 on drain.
     this.websocket = new WebSocketTransport(this);
     this.http.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => this.websocket.handleUpgrade(req, socket, head));
   }
 
   static async create(input: ServerInput = {}): Promise<TidingsServer> {
-    const bus = await Bus.create(input);
+    const bus = await TidingsBus.create(input);
     try {
       const secret = loadSecret(bus.options.secret, bus.options.dataDir, true)!;
       const tryton = bus.options.trytonSessions;

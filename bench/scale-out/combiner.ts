@@ -1,4 +1,5 @@
-import type { Bus, PublishItem } from "../../src/core/bus.js";
+import type { PublishItem } from "../../src/core/bus.js";
+import type { TidingsBus as Bus } from "../../src/bus.js";
 
 /**
  * A write-combiner, to measure what one would give the core: publishes issued while an

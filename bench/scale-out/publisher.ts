@@ -5,7 +5,8 @@
  */
 import { Agent, request } from "node:http";
 import postgres from "postgres";
-import { Bus, type PublishItem } from "../../src/core/bus.js";
+import type { PublishItem } from "../../src/core/bus.js";
+import { TidingsBus as Bus } from "../../src/bus.js";
 import { publishManyInTransaction } from "../../src/core/transactional.js";
 import { Combiner } from "./combiner.js";
 import { now, type FromPublisher, type PublishMode, type PublishResult, type ToPublisher } from "./ipc.js";

@@ -1,8 +1,16 @@
-import type { Bus } from "../core/bus.js";
 import type { Stream } from "../core/stream.js";
-import type { StoredMessage } from "../stores/store.js";
+import type { CommandRecord, StoredMessage } from "../stores/store.js";
 import { addressChannel, commandDelivery, FINAL_TYPE, FRAME, WAKE_TYPE } from "../protocol/commands.js";
-import type { CommandService } from "./service.js";
+import type { CommandHost } from "./host.js";
+
+/** The command service as one connection's dispatcher uses it (claims under a lease). */
+export interface ClaimService {
+  cursor(db: string): Promise<string | null>;
+  claim(db: string, address: string, claimer: string, limit: number): Promise<CommandRecord[]>;
+  renew(db: string, claimer: string): Promise<number>;
+  peek(db: string, id: string): Promise<CommandRecord | null>;
+  release(db: string, claimer: string, wake: Iterable<{ readonly id: string | null; readonly address: string }>): Promise<number>;
+}
 
 /** Sends a frame to the connection (a rohrpost `{type, id, data}` object). */
 export type FrameSink = (frame: { readonly type: string; readonly id?: unknown; readonly data?: unknown }) => void;
@@ -41,8 +49,8 @@ export class CommandDispatcher {
   private closing: Promise<void> | null = null;
 
   constructor(
-    private readonly service: CommandService,
-    private readonly bus: Bus,
+    private readonly service: ClaimService,
+    private readonly bus: CommandHost,
     readonly db: string,
     readonly claimer: string,
     private readonly sink: FrameSink,

@@ -26,25 +26,28 @@ export class ExpiryScheduler {
   private readonly again = new Set<string>();
   private timer: ReturnType<typeof setTimeout> | undefined;
   private armedAt = Infinity;
-  private readonly sweep: ReturnType<typeof setInterval>;
+  /** Started with the first database to sweep: a bus that never uses commands runs no timer. */
+  private sweep: ReturnType<typeof setInterval> | undefined;
   private closed = false;
 
-  constructor(private readonly options: ExpiryOptions) {
-    this.sweep = setInterval(() => {
-      for (const db of this.dbs) this.run(db);
-    }, options.intervalMs);
-    this.sweep.unref?.();
-  }
+  constructor(private readonly options: ExpiryOptions) {}
 
   /** Sweeps `db` from now on. */
   track(db: string): void {
+    if (this.closed) return;
     this.dbs.add(db);
+    if (this.sweep === undefined) {
+      this.sweep = setInterval(() => {
+        for (const d of this.dbs) void this.run(d);
+      }, this.options.intervalMs);
+      this.sweep.unref?.();
+    }
   }
 
   /** Makes sure a deadline of `db` fires on time (when it is near enough to be worth a timer). */
   schedule(db: string, at: number, now = Date.now()): void {
     if (this.closed || at - now > this.options.horizonMs) return;
-    this.dbs.add(db);
+    this.track(db);
     const key = `${db}\u0000${at}`;
     if (this.scheduled.has(key)) return;
     this.scheduled.add(key);

@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import type { Bus, PublishItem } from "../core/bus.js";
+import type { CommandHost, HintItem } from "./host.js";
 import { TidingsError } from "../errors.js";
 import {
   FINAL_COMMAND_STATES,
@@ -74,14 +74,22 @@ export class CommandService {
   private readonly dispatchers = new Set<CommandDispatcher>();
   private closed = false;
 
-  constructor(private readonly bus: Bus) {
+  constructor(private readonly bus: CommandHost) {
     this.expiry = new ExpiryScheduler({
       intervalMs: bus.options.commands.expiryIntervalMs,
       horizonMs: EXPIRY_HORIZON_MS,
       expire: (db, now) => this.expireDue(db, now),
     });
-    for (const db of Object.keys(bus.options.databases)) {
-      if (db !== "*" && bus.options.databases[db]!.bus) this.expiry.track(db);
+  }
+
+  /**
+   * Sweeps every configured database from now on, so that deadlines of commands sent by
+   * other instances or before a restart fire. A server calls this; an application that
+   * only embeds the bus sweeps just the databases it uses commands in.
+   */
+  sweepConfiguredDatabases(): void {
+    for (const db of Object.keys(this.bus.options.databases)) {
+      if (db !== "*" && this.bus.options.databases[db]!.bus) this.expiry.track(db);
     }
   }
 
@@ -292,7 +300,7 @@ export class CommandService {
     // No open(): dispatchers release while the service closes, before the store does.
     const n = await this.store.releaseClaims(db, claimer);
     if (n > 0) {
-      const items: PublishItem[] = [];
+      const items: HintItem[] = [];
       for (const w of wake) items.push({ channel: addressChannel(w.address), message: { type: WAKE_TYPE, data: w.id } });
       await this.hint(db, items);
     }
@@ -340,7 +348,7 @@ export class CommandService {
    * itself (cancelled, expired), to the clients of their address, which may stop them.
    */
   private async announceFinal(db: string, commands: readonly CommandRecord[], toClients: boolean): Promise<void> {
-    const items: PublishItem[] = [];
+    const items: HintItem[] = [];
     for (const c of commands) {
       items.push({ channel: outcomeChannel(c.id), message: { type: OUTCOME_TYPE, data: { id: c.id, state: c.state } } });
       if (toClients) {
@@ -351,7 +359,7 @@ export class CommandService {
   }
 
   /** Publishes wake-ups; a failure is logged, not thrown: the store already holds the truth. */
-  private async hint(db: string, items: readonly PublishItem[]): Promise<void> {
+  private async hint(db: string, items: readonly HintItem[]): Promise<void> {
     const batch = Math.max(1, this.bus.options.maxBatch);
     for (let i = 0; i < items.length; i += batch) {
       try {

@@ -1,11 +1,9 @@
 import { EventEmitter } from "node:events";
 import type { Logger } from "pino";
 import type { Store, StoredMessage } from "../stores/store.js";
-import { openStoreUrl } from "../stores/open-store.js";
-import { resolveOptions, type DatabaseOptions, type TidingsOptions, type TidingsOptionsInput } from "../options.js";
+import type { DatabaseOptions, TidingsOptions } from "../options.js";
 import { TidingsError } from "../errors.js";
-import { Metrics } from "../metrics.js";
-import { createLogger } from "../logger.js";
+import type { Metrics } from "../metrics.js";
 import { AccessControl } from "./access.js";
 import { isValidDbName } from "./channels.js";
 import { DbLog } from "./db-log.js";
@@ -16,15 +14,14 @@ import { buildNotification, type Notification } from "./notify.js";
 import { poll, startPoll, type PollRequest, type PollSink } from "./poll.js";
 import { Stream, type StreamHandlers } from "./stream.js";
 import { HandlerRegistry, type Handler } from "./handlers.js";
-import { CommandService, type SendOptions } from "../commands/service.js";
-import { createProxy, type CommandProxy } from "../commands/proxy.js";
-import { registerCommandHandlers } from "../commands/ws-handlers.js";
 
-export interface BusInput extends TidingsOptionsInput {
-  /** A store instance (opened by the bus) or a store URL; defaults to `options.store`. */
-  readonly storeInstance?: Store;
-  readonly logger?: Logger;
-  readonly metrics?: Metrics;
+/** What the core runs on; `createBus` (src/bus.ts) and `createServer` build these. */
+export interface BusParts {
+  readonly options: TidingsOptions;
+  /** Opened already. */
+  readonly store: Store;
+  readonly logger: Logger;
+  readonly metrics: Metrics;
 }
 
 export interface BusEvents {
@@ -41,30 +38,30 @@ export interface PublishItem {
 /**
  * The core: databases, the ordered log with its hot tail per database, access rules,
  * publish/notify, polls and streams. Transports sit on top of it and do nothing else
- * but translate wire formats.
+ * but translate wire formats. Commands are built on it (src/bus.ts), not inside it.
  */
 export class Bus extends EventEmitter<BusEvents> {
   readonly access: AccessControl;
   /** Application handlers of WebSocket requests, by rohrpost `type`. */
   readonly handlers = new HandlerRegistry();
-  /** Server-to-client commands (DESIGN §6): send, get, list, cancel, wait. */
-  readonly commands: CommandService;
   private readonly logs = new Map<string, DbLog>();
   private readonly combiners = new Map<string, AppendCombiner>();
   private readonly offAppend: () => void;
   private retentionTimer: NodeJS.Timeout | undefined;
   private closed = false;
 
-  private constructor(
-    readonly options: TidingsOptions,
-    readonly store: Store,
-    readonly logger: Logger,
-    readonly metrics: Metrics,
-  ) {
+  readonly options: TidingsOptions;
+  readonly store: Store;
+  readonly logger: Logger;
+  readonly metrics: Metrics;
+
+  constructor({ options, store, logger, metrics }: BusParts) {
     super();
+    this.options = options;
+    this.store = store;
+    this.logger = logger;
+    this.metrics = metrics;
     this.access = new AccessControl(store, options.accessRules);
-    this.commands = new CommandService(this);
-    registerCommandHandlers(this);
     // A wake-up is only a hint: the log re-reads the store after its head. A single-process
     // store needs none: this process made every append and hands it to the log directly.
     this.offAppend = store.capabilities.shared
@@ -77,14 +74,6 @@ export class Bus extends EventEmitter<BusEvents> {
     if (typeof withHorizon.horizonLag === "function") metrics.watchHorizonLag(() => withHorizon.horizonLag!());
     this.retentionTimer = setInterval(() => void this.runRetention(), options.retentionIntervalMs);
     this.retentionTimer.unref();
-  }
-
-  static async create(input: BusInput = {}): Promise<Bus> {
-    const options = resolveOptions(input);
-    const logger = input.logger ?? createLogger(options.logLevel);
-    const store = input.storeInstance ?? (await openStoreUrl(options.store));
-    await store.open();
-    return new Bus(options, store, logger, input.metrics ?? new Metrics());
   }
 
   // ---- databases ---------------------------------------------------------------------------
@@ -177,11 +166,6 @@ export class Bus extends EventEmitter<BusEvents> {
     this.handlers.register(type, handler);
   }
 
-  /** `bus.proxy(db, address).someMethod(...args)` sends a command and resolves with its result. */
-  proxy(db: string, address: string, options?: SendOptions): CommandProxy {
-    return createProxy(this.commands, db, address, options);
-  }
-
   // ---- reading -----------------------------------------------------------------------------
 
   async poll(db: string, req: PollRequest): Promise<Delivery> {
@@ -224,8 +208,6 @@ export class Bus extends EventEmitter<BusEvents> {
   /** Stops timers, forgets listeners and closes the store; safe to call twice. */
   async close(): Promise<void> {
     if (this.closed) return;
-    // Before the store closes: releases the claims of connected clients, stops waiters.
-    await this.commands.close();
     this.closed = true;
     clearInterval(this.retentionTimer);
     this.offAppend();
@@ -234,8 +216,4 @@ export class Bus extends EventEmitter<BusEvents> {
     this.combiners.clear();
     await this.store.close();
   }
-}
-
-export function createBus(input: BusInput = {}): Promise<Bus> {
-  return Bus.create(input);
 }

@@ -1,22 +1,9 @@
-import type { AppendEntry, Store, StoredMessage } from "../stores/store.js";
-import type { SqlHandle } from "../stores/postgres/log.js";
+import { isTransactionalStore, type SqlHandle } from "../stores/transactional.js";
 import { TidingsError } from "../errors.js";
 import type { Bus, PublishItem } from "./bus.js";
 import { toAppendEntry } from "./messages.js";
 
-export type { SqlHandle } from "../stores/postgres/log.js";
-
-/** A store that can append through the application's own transaction (PostgreSQL). */
-export interface TransactionalStore extends Store {
-  appendInTransaction(sql: SqlHandle, db: string, entries: readonly AppendEntry[]): Promise<StoredMessage[]>;
-}
-
-export function isTransactionalStore(store: Store): store is TransactionalStore {
-  return (
-    store.capabilities.transactional &&
-    typeof (store as Partial<TransactionalStore>).appendInTransaction === "function"
-  );
-}
+export { isTransactionalStore, type SqlHandle, type TransactionalStore } from "../stores/transactional.js";
 
 /**
  * Publishes one message inside the application's PostgreSQL transaction (DESIGN §3.3):

@@ -3,7 +3,43 @@
  * in WebSocket frames, and the names of the channels that wake clients and waiters.
  * No Node imports: the client SDK shares this file.
  */
-import type { CommandError, CommandRecord, CommandState } from "../stores/store.js";
+/** Where a command stands; succeeded, failed, expired and cancelled are final. */
+export type CommandState =
+  | "pending"
+  | "delivered"
+  | "running"
+  | "succeeded"
+  | "failed"
+  | "expired"
+  | "cancelled";
+
+/** Why a command failed, as the client reported it (or the server, for its own refusals). */
+export interface CommandError {
+  readonly message: string;
+  readonly code?: string;
+  readonly data?: unknown;
+}
+
+/** The stored facts a view is made of (the store's command record has them all). */
+export interface CommandFacts {
+  readonly id: string;
+  readonly address: string;
+  readonly method: string;
+  /** JSON array text of the arguments. */
+  readonly args: string;
+  readonly state: CommandState;
+  readonly result: string | null;
+  readonly error: CommandError | null;
+  readonly idempotencyKey: string | null;
+  readonly deadline: number | null;
+  readonly attempts: number;
+  readonly claimedBy: string | null;
+  readonly leaseUntil: number | null;
+  readonly createdAt: number;
+  readonly deliveredAt: number | null;
+  readonly startedAt: number | null;
+  readonly finishedAt: number | null;
+}
 
 /** A command as the HTTP API and the CLI show it. Timestamps are ISO 8601 strings. */
 export interface CommandView {
@@ -70,7 +106,7 @@ function parseJson(text: string | null): unknown {
   return text === null ? null : (JSON.parse(text) as unknown);
 }
 
-export function commandView(c: CommandRecord): CommandView {
+export function commandView(c: CommandFacts): CommandView {
   return {
     id: c.id,
     address: c.address,
@@ -91,7 +127,7 @@ export function commandView(c: CommandRecord): CommandView {
   };
 }
 
-export function commandDelivery(c: CommandRecord): CommandDelivery {
+export function commandDelivery(c: CommandFacts): CommandDelivery {
   return {
     id: c.id,
     address: c.address,

@@ -4,6 +4,10 @@
  * reference: when in doubt about a behaviour, it decides.
  */
 
+import type { CommandError, CommandFacts, CommandState } from "../protocol/commands.js";
+
+export type { CommandError, CommandState };
+
 /** A message as the log holds it. `json` is the full message text, `message_id` included. */
 export interface StoredMessage {
   /** Opaque, fixed-width, sorts in log order with plain string comparison: `<epoch>:<position>`. */
@@ -51,15 +55,6 @@ export interface RetentionPolicy {
   readonly maxCount: number;
 }
 
-export type CommandState =
-  | "pending"
-  | "delivered"
-  | "running"
-  | "succeeded"
-  | "failed"
-  | "expired"
-  | "cancelled";
-
 export const FINAL_COMMAND_STATES: ReadonlySet<CommandState> = new Set([
   "succeeded",
   "failed",
@@ -67,35 +62,9 @@ export const FINAL_COMMAND_STATES: ReadonlySet<CommandState> = new Set([
   "cancelled",
 ]);
 
-export interface CommandError {
-  readonly message: string;
-  readonly code?: string;
-  readonly data?: unknown;
-}
-
-export interface CommandRecord {
-  readonly id: string;
+/** A stored command: its wire facts (protocol/commands.ts) and the database it belongs to. */
+export interface CommandRecord extends CommandFacts {
   readonly db: string;
-  readonly address: string;
-  readonly method: string;
-  /** JSON array text of the arguments. */
-  readonly args: string;
-  readonly state: CommandState;
-  /** JSON text of the client's return value, once succeeded. */
-  readonly result: string | null;
-  readonly error: CommandError | null;
-  readonly idempotencyKey: string | null;
-  /** Absolute deadline (ms since epoch) or null for none. */
-  readonly deadline: number | null;
-  readonly attempts: number;
-  /** Who holds the command while delivered/running (a connection id), else null. */
-  readonly claimedBy: string | null;
-  /** Until when that claim holds without being renewed (ms since epoch), else null. */
-  readonly leaseUntil: number | null;
-  readonly createdAt: number;
-  readonly deliveredAt: number | null;
-  readonly startedAt: number | null;
-  readonly finishedAt: number | null;
 }
 
 export interface NewCommand {

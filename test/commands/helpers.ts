@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import postgres from "postgres";
 import { Redis } from "ioredis";
-import { createBus, type Bus } from "../../src/core/bus.js";
+import { createBus, type TidingsBus as Bus } from "../../src/bus.js";
 import type { TidingsOptionsInput } from "../../src/options.js";
 import { MemoryStore } from "../../src/stores/memory/index.js";
 import { openStoreUrl } from "../../src/stores/open-store.js";

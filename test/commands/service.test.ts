@@ -5,7 +5,7 @@
 import { describe, it, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { TidingsError } from "../../src/errors.js";
-import type { Bus } from "../../src/core/bus.js";
+import type { TidingsBus as Bus } from "../../src/bus.js";
 import type { CommandRecord } from "../../src/stores/store.js";
 import { busOn, cleanShared, ENGINES, nextOn, recordChannel, sharedEngines, tempDir, withoutId } from "./helpers.js";
 

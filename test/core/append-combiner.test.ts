@@ -1,6 +1,6 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { Bus } from "../../src/core/bus.js";
+import { TidingsBus as Bus } from "../../src/bus.js";
 import { MemoryStore } from "../../src/stores/memory/index.js";
 import type { AppendEntry, StoredMessage } from "../../src/stores/store.js";
 

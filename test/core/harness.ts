@@ -1,4 +1,4 @@
-import { Bus } from "../../src/core/bus.js";
+import { TidingsBus as Bus } from "../../src/bus.js";
 import type { PartialDatabaseOptions } from "../../src/options.js";
 import type { StoredMessage } from "../../src/stores/store.js";
 import { CountingStore } from "./counting-store.js";

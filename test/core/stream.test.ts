@@ -1,7 +1,7 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import type { Stream } from "../../src/core/stream.js";
-import type { Bus } from "../../src/core/bus.js";
+import type { TidingsBus as Bus } from "../../src/bus.js";
 import { DB, makeBus, publishN, waitFor } from "./harness.js";
 
 interface Received {

@@ -1,7 +1,7 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import type { Delivery } from "../../src/core/listener.js";
-import type { Bus } from "../../src/core/bus.js";
+import type { TidingsBus as Bus } from "../../src/bus.js";
 import { DB, ids, makeBus, waitFor, type BusUnderTest } from "./harness.js";
 import { CountingStore } from "./counting-store.js";
 

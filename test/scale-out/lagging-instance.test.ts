@@ -8,7 +8,7 @@
  */
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { Bus } from "../../src/core/bus.js";
+import { TidingsBus as Bus } from "../../src/bus.js";
 import { MemoryStore } from "../../src/stores/memory/index.js";
 import type { TidingsServer } from "../../src/server.js";
 import { startServer } from "../helpers/server.js";

@@ -9,7 +9,7 @@
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { Bus } from "../../src/core/bus.js";
+import { TidingsBus as Bus } from "../../src/bus.js";
 import { publishInTransaction, publishManyInTransaction } from "../../src/core/transactional.js";
 import { TidingsError } from "../../src/errors.js";
 import type { TidingsServer } from "../../src/server.js";

@@ -14,10 +14,11 @@ import type {
   StoredMessage,
 } from "../store.js";
 import { migrate, notifyChannel, SCHEMA_PATTERN } from "./migrate.js";
-import { PostgresLog, type SqlHandle } from "./log.js";
+import { PostgresLog } from "./log.js";
+import type { SqlHandle } from "../transactional.js";
 import { PostgresCommands } from "./commands.js";
 
-export type { SqlHandle } from "./log.js";
+export type { SqlHandle } from "../transactional.js";
 
 export interface PostgresStoreOptions {
   /** postgres://user:pass@host:port/database; query parameters go to postgres.js and the server. */

@@ -1,6 +1,7 @@
 import type postgres from "postgres";
 import type { AppendEntry, ReadQuery, ReadResult, RetentionPolicy, StoredMessage } from "../store.js";
 import { formatId, parseId, withMessageId } from "../message-id.js";
+import type { SqlHandle } from "../transactional.js";
 
 /**
  * A log position: the writing transaction's id (xid8) and a sequence value, both as
@@ -61,8 +62,6 @@ async function retryReads<T>(run: () => Promise<T>, attempts = 3): Promise<T> {
   }
 }
 
-/** Any postgres.js handle: the store's pool, a caller's pool or a caller's transaction. */
-export type SqlHandle = postgres.Sql | postgres.TransactionSql;
 
 /** What a read saw besides messages: used to re-wake readers held back by the horizon. */
 export interface ReadState {

@@ -7,7 +7,7 @@ import type {
   FinishResult,
   NewCommand,
 } from "../store.js";
-import type { Conn } from "./index.js";
+import type { Conn } from "./conn.js";
 
 /*
  * Keys of one database (all under the `{db}` hash tag, so every script stays in one slot):

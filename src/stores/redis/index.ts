@@ -15,6 +15,7 @@ import type {
   StoredMessage,
 } from "../store.js";
 import { newEpoch } from "../message-id.js";
+import type { Conn } from "./conn.js";
 import { RedisLog } from "./log.js";
 import { RedisCommands } from "./commands.js";
 
@@ -26,16 +27,6 @@ export interface RedisStoreOptions {
    * @default "tidings:"
    */
   readonly prefix?: string;
-}
-
-/** What log.ts and commands.ts use: keys, scripts and plain commands on the main connection. */
-export interface Conn {
-  /** `<prefix><name>` for store-wide keys (db null), else `<prefix>{<db>}:<name>`. */
-  key(db: string | null, name: string): string;
-  script(name: string, keys: readonly string[], args: readonly (string | number)[]): Promise<unknown>;
-  command(name: string, args: (string | number)[]): Promise<unknown>;
-  /** The store's epoch (re-read after every reconnect: a wiped Redis gets a new one). */
-  epoch(): Promise<string>;
 }
 
 interface ScriptFile {

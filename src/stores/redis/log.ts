@@ -1,6 +1,6 @@
 import type { AppendEntry, ReadQuery, ReadResult, RetentionPolicy, StoredMessage } from "../store.js";
 import { formatId, parseId, withMessageId } from "../message-id.js";
-import type { Conn } from "./index.js";
+import type { Conn } from "./conn.js";
 
 /*
  * One Redis stream per database. The stream id `<ms>-<seq>` is the log position; the

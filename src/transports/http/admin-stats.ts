@@ -1,4 +1,4 @@
-import type { Bus } from "../../core/bus.js";
+import type { TidingsBus } from "../../bus.js";
 import type { DbLog } from "../../core/db-log.js";
 import type { RateMeter } from "../../core/rates.js";
 import type { CommandRecord, CommandState } from "../../stores/store.js";
@@ -72,7 +72,7 @@ export interface AdminStats {
 
 /** Everything the admin page shows, computed now from in-memory state and two store reads per database. */
 export async function collectStats(
-  bus: Bus,
+  bus: TidingsBus,
   rates: RateMeter,
   logs: ReadonlyArray<DbLog>,
   startedAt: number,
@@ -102,7 +102,7 @@ export async function collectStats(
   };
 }
 
-async function databaseStats(bus: Bus, rates: RateMeter, log: DbLog, now: number): Promise<DatabaseStats> {
+async function databaseStats(bus: TidingsBus, rates: RateMeter, log: DbLog, now: number): Promise<DatabaseStats> {
   await log.ready;
   const [open, recent] = await Promise.all([
     bus.commands.list(log.db, { states: OPEN_STATES, limit: OPEN_COMMANDS_CAP }),

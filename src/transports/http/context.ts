@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
-import type { Bus } from "../../core/bus.js";
+import type { TidingsBus } from "../../bus.js";
 import type { Identity } from "../../core/identity.js";
 import type { TidingsOptions } from "../../options.js";
 import type { Authenticator } from "../../auth/authenticate.js";
@@ -7,7 +7,7 @@ import type { PollLimiter } from "./poll-limiter.js";
 
 /** What every transport gets from the server: the core, options, auth, limits, draining. */
 export interface ServerContext {
-  readonly bus: Bus;
+  readonly bus: TidingsBus;
   readonly options: TidingsOptions;
   readonly authenticator: Authenticator;
   readonly polls: PollLimiter;

@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import type { Duplex } from "node:stream";
 import type { WebSocket, RawData } from "ws";
-import type { Bus } from "../../core/bus.js";
+import type { TidingsBus } from "../../bus.js";
 import type { Identity } from "../../core/identity.js";
 import type { TidingsOptions } from "../../options.js";
 import type { ServerContext } from "../http/context.js";
@@ -14,6 +14,7 @@ import {
   type RohrpostRequest,
 } from "../../protocol/rohrpost.js";
 import { BUILTINS } from "./builtins.js";
+import type { ConnectionApi } from "./connection-api.js";
 import { CLOSE, type CloseReason } from "./close-codes.js";
 import { frameText } from "./frame.js";
 import { Outbox, type FlushScheduler } from "./outbox.js";
@@ -63,7 +64,7 @@ const TOKEN_TAG_LENGTH = 12;
  * then the application's handlers), and pushes the messages of its subscriptions. All
  * frames to the client go through one outbox, so replies and pushes keep their order.
  */
-export class Connection {
+export class Connection implements ConnectionApi {
   // Unique across instances (it names the claimer of commands); a flat string, unlike randomUUID's.
   readonly id = randomBytes(12).toString("base64url");
   identity: Identity | null;
@@ -112,7 +113,7 @@ export class Connection {
     return this.host.server;
   }
 
-  get bus(): Bus {
+  get bus(): TidingsBus {
     return this.host.server.bus;
   }
 

@@ -3,7 +3,7 @@ import type { Identity } from "../../core/identity.js";
 import { canPublish } from "../../core/identity.js";
 import { TidingsError } from "../../errors.js";
 import { encodeError, encodeFrame, type RohrpostRequest } from "../../protocol/rohrpost.js";
-import type { Connection } from "./connection.js";
+import type { ConnectionApi } from "./connection-api.js";
 
 /**
  * What a handler (built-in or the application's) gets for one request: the connection's
@@ -13,7 +13,7 @@ export class RequestContext implements HandlerContext {
   answered = false;
 
   constructor(
-    private readonly conn: Connection,
+    private readonly conn: ConnectionApi,
     readonly request: RohrpostRequest,
   ) {}
 

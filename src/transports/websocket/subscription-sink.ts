@@ -1,6 +1,6 @@
 import type { StoredMessage } from "../../stores/store.js";
 import { encodeGapPush, encodePush } from "../../protocol/rohrpost.js";
-import type { Connection } from "./connection.js";
+import type { ConnectionApi } from "./connection-api.js";
 import { frameText, pushFrame } from "./frame.js";
 import type { Outbox } from "./outbox.js";
 import type { PacedStream, StreamSink } from "../../core/paced-stream.js";
@@ -24,7 +24,7 @@ export class SubscriptionSink implements StreamSink {
   private pending: Pending | null;
 
   constructor(
-    private readonly conn: Connection,
+    private readonly conn: ConnectionApi,
     pending: Pending,
   ) {
     this.outbox = conn.outbox;

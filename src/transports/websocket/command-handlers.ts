@@ -1,17 +1,27 @@
-import type { Bus } from "../core/bus.js";
-import type { HandlerContext, HandlerRequest } from "../core/handlers.js";
-import { isPlainObject } from "../core/messages.js";
-import { TidingsError } from "../errors.js";
-import { FRAME } from "../protocol/commands.js";
-import type { CommandDispatcher } from "./dispatcher.js";
-import { parseOutcome, validateAddress } from "./validation.js";
+import type { AccessControl } from "../../core/access.js";
+import type { HandlerContext, HandlerRegistry, HandlerRequest } from "../../core/handlers.js";
+import { isPlainObject } from "../../core/messages.js";
+import { TidingsError } from "../../errors.js";
+import type { TidingsOptions } from "../../options.js";
+import { FRAME } from "../../protocol/commands.js";
+import type { CommandDispatcher } from "../../commands/dispatcher.js";
+import type { CommandService } from "../../commands/service.js";
+import { parseOutcome, validateAddress } from "../../commands/validation.js";
+
+/** What the command frames need: where to register, who may serve, and the commands. */
+export interface CommandWireDeps {
+  readonly handlers: HandlerRegistry;
+  readonly access: AccessControl;
+  readonly commands: CommandService;
+  readonly options: TidingsOptions;
+}
 
 /**
  * The command frames of the WebSocket wire (docs/protocol/commands.md), registered as
  * handlers like any application's: `command-register` / `command-unregister` {address},
  * then `command-started` and `command-result` whose `id` is the command id.
  */
-export function registerCommandHandlers(bus: Bus): void {
+export function registerCommandHandlers(bus: CommandWireDeps): void {
   // One dispatcher per connection, created by its first registration.
   const dispatchers = new Map<string, CommandDispatcher>();
 
@@ -44,7 +54,7 @@ export function registerCommandHandlers(bus: Bus): void {
     return req.id;
   }
 
-  bus.handle(FRAME.register, async (ctx, req) => {
+  bus.handlers.register(FRAME.register, async (ctx, req) => {
     const who = ctx.requireIdentity();
     const address = addressOf(req);
     if (!bus.access.canServeAddress(who, address)) {
@@ -56,7 +66,7 @@ export function registerCommandHandlers(bus: Bus): void {
     return { address };
   });
 
-  bus.handle(FRAME.unregister, (ctx, req) => {
+  bus.handlers.register(FRAME.unregister, (ctx, req) => {
     ctx.requireIdentity();
     const address = addressOf(req);
     const key = `${ctx.db}\u0000${ctx.connectionId}`;
@@ -64,14 +74,14 @@ export function registerCommandHandlers(bus: Bus): void {
     return { address };
   });
 
-  bus.handle(FRAME.started, async (ctx, req) => {
+  bus.handlers.register(FRAME.started, async (ctx, req) => {
     ctx.requireIdentity();
     const id = commandId(req);
     const c = await bus.commands.start(ctx.db, id, ctx.connectionId);
     return { state: c.state };
   });
 
-  bus.handle(FRAME.result, async (ctx, req) => {
+  bus.handlers.register(FRAME.result, async (ctx, req) => {
     ctx.requireIdentity();
     const id = commandId(req);
     const outcome = parseOutcome(req.data, bus.options.commands.maxResultBytes);

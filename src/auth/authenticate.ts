@@ -1,3 +1,4 @@
+import { bearerToken, parseAuthorization } from "./credentials.js";
 import type { IncomingHttpHeaders } from "node:http";
 import type { Identity } from "../core/identity.js";
 import { TidingsError } from "../errors.js";
@@ -24,11 +25,9 @@ export class Authenticator {
   constructor(private readonly options: AuthOptions) {}
 
   async fromHeaders(db: string, headers: IncomingHttpHeaders, queryToken?: string | null): Promise<Identity> {
-    const authorization = headers.authorization;
-    if (authorization !== undefined && authorization.length > 0) {
-      const space = authorization.indexOf(" ");
-      const scheme = (space > 0 ? authorization.slice(0, space) : authorization).toLowerCase();
-      const value = space > 0 ? authorization.slice(space + 1).trim() : "";
+    const parsed = parseAuthorization(headers.authorization);
+    if (parsed !== null) {
+      const { scheme, value } = parsed;
       if (scheme === "bearer" && value) return this.fromToken(db, value, "jwt");
       if (scheme === "session" && value) return this.fromSession(db, value);
       throw new TidingsError("TIDINGS_ERR_AUTH_INVALID", "Unsupported Authorization scheme: use Bearer or Session.");
@@ -56,7 +55,7 @@ export class Authenticator {
           if (expiresAt === null || expiresAt > Date.now()) return checkDb(db, last.identity);
         }
       }
-      if (authorization.startsWith("Bearer ")) key = authorization.slice(7).trim();
+      key = bearerToken(authorization);
     } else {
       const cookie = readCookie(headers.cookie, this.options.sessionCookie);
       if (cookie) key = `c\u0000${cookie}`;

@@ -1,3 +1,4 @@
+import { bearerToken } from "../../auth/credentials.js";
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import type { IncomingMessage } from "node:http";
@@ -118,11 +119,10 @@ async function adminCaller(server: ServerContext, req: IncomingMessage): Promise
   let token: string | null = null;
   let via: Identity["via"] = "jwt";
   if (authorization !== undefined && authorization.length > 0) {
-    const m = /^bearer\s+(\S+)\s*$/i.exec(authorization);
-    if (m === null) {
+    token = bearerToken(authorization);
+    if (token === null) {
       throw new TidingsError("TIDINGS_ERR_AUTH_INVALID", "The admin API accepts Bearer tokens or the session cookie.");
     }
-    token = m[1]!;
   } else {
     token = readCookie(req.headers.cookie, server.options.sessionCookie);
     via = "cookie";

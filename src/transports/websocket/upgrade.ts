@@ -1,3 +1,4 @@
+import { bearerToken } from "../../auth/credentials.js";
 import { STATUS_CODES, type IncomingMessage } from "node:http";
 import type { Duplex } from "node:stream";
 import type { Identity } from "../../core/identity.js";
@@ -41,7 +42,7 @@ export async function checkUpgrade(server: ServerContext, req: IncomingMessage):
     throw e;
   }
   if (identity.via === "cookie") checkCookieOrigin(server, req);
-  return { db, identity, token: bearerToken(req) ?? (identity.via === "jwt" ? queryToken : null) };
+  return { db, identity, token: bearerToken(req.headers.authorization) ?? (identity.via === "jwt" ? queryToken : null) };
 }
 
 /**
@@ -58,12 +59,6 @@ function checkCookieOrigin(server: ServerContext, req: IncomingMessage): void {
     // not a URL: refused below
   }
   throw new TidingsError("TIDINGS_ERR_ORIGIN_FORBIDDEN", `Cookie credentials are not accepted from origin ${JSON.stringify(origin.slice(0, 100))}.`);
-}
-
-function bearerToken(req: IncomingMessage): string | null {
-  const h = req.headers.authorization;
-  if (h === undefined || !/^bearer /i.test(h)) return null;
-  return h.slice(7).trim() || null;
 }
 
 /** Answers a refused upgrade with the same JSON error body as every HTTP route. */

@@ -5,6 +5,8 @@ import { ROLES, type Identity, type Role } from "../core/identity.js";
 
 const ALGORITHM = "HS256";
 const ISSUER = "tidings";
+/** How far a token's `iat` may lie in the future: clocks of signers and servers drift a little. */
+export const CLOCK_SKEW_SECONDS = 60;
 
 export interface TokenClaims {
   readonly db: string;
@@ -55,7 +57,14 @@ export async function verifyToken(secret: string, token: string, via: Identity["
     if (e instanceof joseErrors.JWTExpired) throw new TidingsError("TIDINGS_ERR_AUTH_EXPIRED", undefined, { cause: e });
     throw new TidingsError("TIDINGS_ERR_AUTH_INVALID", "Invalid token.", { cause: e });
   }
-  const { sub, db, role, channels, addresses, exp } = payload;
+  const { sub, db, role, channels, addresses, exp, iat } = payload;
+  // A token "issued" in the future was made by a wrong clock or to outlive its lifetime.
+  if (typeof iat === "number" && iat > Date.now() / 1000 + CLOCK_SKEW_SECONDS) {
+    throw new TidingsError(
+      "TIDINGS_ERR_AUTH_INVALID",
+      `The token was issued in the future (iat ${iat}): check the clock of the machine that signed it.`,
+    );
+  }
   if (typeof sub !== "string" || sub.length === 0 || typeof db !== "string") {
     throw new TidingsError("TIDINGS_ERR_AUTH_INVALID", "The token lacks a subject or a database.");
   }

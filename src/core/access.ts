@@ -16,7 +16,8 @@ export interface AccessRule {
 /**
  * Deny by default. `user:<id>` and `notification:<id>` are the caller's own; `client:<id>`
  * belongs to the first user who uses it; anything else needs a configured rule or a
- * pattern in the caller's token. Admins read everything.
+ * pattern in the caller's token. Built-in ownership wins over every pattern and rule
+ * (`*` included): only admins read another user's built-in channels.
  */
 export class AccessControl {
   /** First owners never change, so they can be cached without invalidation. */
@@ -31,8 +32,8 @@ export class AccessControl {
   async canRead(db: string, who: Identity, channel: string): Promise<boolean> {
     const decided = this.decide(db, who, channel);
     if (decided !== "owner") return decided;
-    if ((await this.ownerOf(db, channel, who.user)) === who.user) return true;
-    return this.grantedByPattern(db, who, channel);
+    // Owned by someone else: no pattern or rule can open it.
+    return (await this.ownerOf(db, channel, who.user)) === who.user;
   }
 
   /**
@@ -64,11 +65,9 @@ export class AccessControl {
       // allowed to serve the address are woken on it, only publishers follow outcomes.
       if (kind === "command") return this.canServeAddress(who, rest);
       if (kind === "command-outcome") return who.role === "publisher";
-      if (kind === "user" || kind === "notification") {
-        if (rest === who.user) return true;
-      } else if (kind === "client" && rest.length > 0) {
-        return "owner";
-      }
+      // Owned channels are decided by their owner alone, never by patterns or rules.
+      if (kind === "user" || kind === "notification") return rest === who.user;
+      if (kind === "client") return rest.length > 0 ? "owner" : false;
     }
     return this.grantedByPattern(db, who, channel);
   }

@@ -73,7 +73,7 @@ class BusPoll implements BodySink, PollSink, PollRequest {
   channelSet: ReadonlySet<string> | undefined;
   after: string | null = null;
   limit = 1;
-  readonly timeoutMs: number;
+  timeoutMs: number;
   private who: Identity | undefined;
   private shape: PollShape | undefined;
   private batch = false;
@@ -92,6 +92,9 @@ class BusPoll implements BodySink, PollSink, PollRequest {
 
   authenticated(who: Identity): void {
     this.who = who;
+    // A parked poll ends when its credentials do: answered empty at `exp` (Tryton clients
+    // re-poll on an empty answer, and that poll gets 401).
+    if (who.expiresAt !== null) this.timeoutMs = Math.min(this.timeoutMs, Math.max(0, who.expiresAt - Date.now()));
     onBodyText(this.req, this.server.options.maxBodyBytes, this);
   }
 
@@ -170,6 +173,12 @@ class BusPoll implements BodySink, PollSink, PollRequest {
     this.cleanup();
     const { res } = this;
     if (res.destroyed) return;
+    const expiresAt = this.who?.expiresAt ?? null;
+    if (expiresAt !== null && expiresAt <= Date.now()) {
+      // Nothing reaches a caller after its token expired; the cursor it keeps loses nothing.
+      sendJsonText(res, 200, pollResponse([], false, this.batch));
+      return;
+    }
     this.server.bus.metrics.deliveredVia("longpoll").count += delivery.messages.length;
     sendJsonText(res, 200, pollResponse(delivery.messages, delivery.gap, this.batch));
   }

@@ -130,6 +130,14 @@ export interface FinishResult {
   readonly changed: boolean;
 }
 
+/**
+ * What `append` returns: the messages with their ids, in order. An engine that other
+ * processes may append to without being `shared` (an SQLite file) also gives `previous`:
+ * the id of the message just before them in the database's log (null when none), read
+ * under the same write lock, so the core can tell whether it missed another's append.
+ */
+export type AppendResult = StoredMessage[] & { readonly previous?: string | null };
+
 export interface StoreCapabilities {
   /** Messages can be appended inside the application's own transaction (PostgreSQL). */
   readonly transactional: boolean;
@@ -139,6 +147,13 @@ export interface StoreCapabilities {
    * SQLite), this process is the only writer and `append` results are the next log entries.
    */
   readonly shared: boolean;
+  /**
+   * Not `shared`, yet other processes of this host may append to the same store (several
+   * servers, or an application's `createBus`, on one SQLite file). `onAppend` then reports
+   * their appends within a bounded delay, and `append` results carry `previous`, so that
+   * the core puts its own appends in its tail without a read only when nothing came between.
+   */
+  readonly otherProcesses?: boolean;
 }
 
 export interface Store {
@@ -153,7 +168,7 @@ export interface Store {
 
   // ---- the log -------------------------------------------------------------------------
   /** Appends in order, atomically: all entries or none. Returns them with ids and timestamps. */
-  append(db: string, entries: readonly AppendEntry[]): Promise<StoredMessage[]>;
+  append(db: string, entries: readonly AppendEntry[]): Promise<AppendResult>;
   read(db: string, query: ReadQuery): Promise<ReadResult>;
   /** Id of the newest readable message of `db`, or null when its log is empty. */
   head(db: string): Promise<string | null>;

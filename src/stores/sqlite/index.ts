@@ -4,6 +4,7 @@ import { fileURLToPath } from "node:url";
 import Database from "better-sqlite3";
 import type {
   AppendEntry,
+  AppendResult,
   CommandFilter,
   CommandOutcome,
   CommandRecord,
@@ -13,16 +14,21 @@ import type {
   ReadResult,
   RetentionPolicy,
   Store,
-  StoredMessage,
 } from "../store.js";
 import { newEpoch } from "../message-id.js";
 import { TidingsError } from "../../errors.js";
 import { SqliteLog } from "./log.js";
 import { SqliteCommands } from "./commands.js";
+import { CommitWatcher, DEFAULT_WATCH_INTERVAL_MS } from "./commit-watcher.js";
 
 export interface SqliteStoreOptions {
   /** Database file; its directory is created if missing. ":memory:" keeps everything in memory. */
   readonly path: string;
+  /**
+   * How often to look for other processes' commits to the file (milliseconds).
+   * @default 25
+   */
+  readonly watchIntervalMs?: number;
 }
 
 interface Opened {
@@ -30,18 +36,25 @@ interface Opened {
   readonly log: SqliteLog;
   readonly commands: SqliteCommands;
   readonly claimOwner: (db: string, key: string, owner: string) => string;
+  readonly watcher: CommitWatcher | null;
 }
 
 const SQL_DIR = new URL("./sql/", import.meta.url);
 
-/** The embedded default: one process, durable, zero setup. */
+/**
+ * The embedded default: durable, zero setup. Other processes of this host may use the same
+ * file (a second server, an application's `createBus`): their appends are noticed within
+ * about `watchIntervalMs` and reported through `onAppend`.
+ */
 export class SqliteStore implements Store {
   readonly engine = "sqlite";
-  readonly capabilities = { transactional: false, shared: false } as const;
+  readonly capabilities;
   private opened: Opened | null = null;
   private readonly listeners = new Set<(db: string) => void>();
 
-  constructor(private readonly options: SqliteStoreOptions) {}
+  constructor(private readonly options: SqliteStoreOptions) {
+    this.capabilities = { transactional: false, shared: false, otherProcesses: !inMemory(options.path) } as const;
+  }
 
   async open(): Promise<void> {
     if (this.opened) return;
@@ -58,11 +71,17 @@ export class SqliteStore implements Store {
       // Created with the file and kept for its lifetime: a recreated file gets a new epoch.
       sql.prepare("INSERT OR IGNORE INTO meta (key, value) VALUES ('epoch', ?)").run(newEpoch());
       const epoch = sql.prepare<[], string>("SELECT value FROM meta WHERE key = 'epoch'").pluck().get()!;
+      const report = (db: string): void => {
+        for (const l of this.listeners) l(db);
+      };
       this.opened = {
         sql,
         log: new SqliteLog(sql, epoch),
         commands: new SqliteCommands(sql),
         claimOwner: ownerClaimer(sql),
+        watcher: this.capabilities.otherProcesses
+          ? new CommitWatcher(sql, this.options.watchIntervalMs ?? DEFAULT_WATCH_INTERVAL_MS, report)
+          : null,
       };
     } catch (err) {
       sql.close();
@@ -74,6 +93,7 @@ export class SqliteStore implements Store {
     this.listeners.clear();
     const opened = this.opened;
     this.opened = null;
+    opened?.watcher?.close();
     opened?.sql.close();
   }
 
@@ -82,10 +102,16 @@ export class SqliteStore implements Store {
     return this.opened;
   }
 
-  async append(db: string, entries: readonly AppendEntry[]): Promise<StoredMessage[]> {
-    const out = this.o.log.append(db, entries, Date.now());
-    // Single process: every append is local, so the hint can be given right here.
-    for (const l of this.listeners) l(db);
+  async append(db: string, entries: readonly AppendEntry[]): Promise<AppendResult> {
+    const o = this.o;
+    const out = o.log.append(db, entries, Date.now());
+    if (o.watcher !== null) {
+      // Reported with the other processes' appends, once per tick: the core takes its own
+      // appends from this result and needs no read per append.
+      o.watcher.appended(db);
+    } else {
+      for (const l of this.listeners) l(db);
+    }
     return out;
   }
   async read(db: string, query: ReadQuery): Promise<ReadResult> {
@@ -152,6 +178,11 @@ export class SqliteStore implements Store {
   async expireCommands(db: string, now: number): Promise<CommandRecord[]> {
     return this.o.commands.expire(db, now);
   }
+}
+
+/** `:memory:` and the empty path are private to their connection: no other process can see them. */
+function inMemory(path: string): boolean {
+  return path === ":memory:" || path === "" || path.includes("mode=memory");
 }
 
 /** Applies, in order, each `sql/NNN_*.sql` not yet recorded in `schema_migrations`. */

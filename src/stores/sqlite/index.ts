@@ -104,7 +104,7 @@ export class SqliteStore implements Store {
 
   async append(db: string, entries: readonly AppendEntry[]): Promise<AppendResult> {
     const o = this.o;
-    const out = o.log.append(db, entries, Date.now());
+    const out = whenFull(() => o.log.append(db, entries, Date.now()));
     if (o.watcher !== null) {
       // Reported with the other processes' appends, once per tick: the core takes its own
       // appends from this result and needs no read per append.
@@ -121,7 +121,7 @@ export class SqliteStore implements Store {
     return this.o.log.head(db);
   }
   async trim(db: string, policy: RetentionPolicy, now: number): Promise<number> {
-    return this.o.log.trim(db, policy, now);
+    return whenFull(() => this.o.log.trim(db, policy, now));
   }
   onAppend(listener: (db: string) => void): () => void {
     this.listeners.add(listener);
@@ -129,11 +129,11 @@ export class SqliteStore implements Store {
   }
 
   async claimOwner(db: string, key: string, owner: string): Promise<string> {
-    return this.o.claimOwner(db, key, owner);
+    return whenFull(() => this.o.claimOwner(db, key, owner));
   }
 
   async createCommand(db: string, c: NewCommand): Promise<{ command: CommandRecord; created: boolean }> {
-    return this.o.commands.create(db, c);
+    return whenFull(() => this.o.commands.create(db, c));
   }
   async getCommand(db: string, id: string): Promise<CommandRecord | null> {
     return this.o.commands.get(db, id);
@@ -155,16 +155,16 @@ export class SqliteStore implements Store {
     now: number,
     leaseMs: number,
   ): Promise<CommandRecord[]> {
-    return this.o.commands.claim(db, address, claimer, limit, now, leaseMs);
+    return whenFull(() => this.o.commands.claim(db, address, claimer, limit, now, leaseMs));
   }
   async startCommand(db: string, id: string, claimer: string, now: number): Promise<CommandRecord | null> {
-    return this.o.commands.start(db, id, claimer, now);
+    return whenFull(() => this.o.commands.start(db, id, claimer, now));
   }
   async renewClaims(db: string, claimer: string, now: number, leaseMs: number): Promise<number> {
-    return this.o.commands.renew(db, claimer, now, leaseMs);
+    return whenFull(() => this.o.commands.renew(db, claimer, now, leaseMs));
   }
   async releaseClaims(db: string, claimer: string): Promise<number> {
-    return this.o.commands.release(db, claimer);
+    return whenFull(() => this.o.commands.release(db, claimer));
   }
   async finishCommand(
     db: string,
@@ -173,10 +173,25 @@ export class SqliteStore implements Store {
     claimer: string | null,
     now: number,
   ): Promise<FinishResult> {
-    return this.o.commands.finish(db, id, outcome, claimer, now);
+    return whenFull(() => this.o.commands.finish(db, id, outcome, claimer, now));
   }
   async expireCommands(db: string, now: number): Promise<CommandRecord[]> {
-    return this.o.commands.expire(db, now);
+    return whenFull(() => this.o.commands.expire(db, now));
+  }
+}
+
+/**
+ * A full disk (or quota) is the operator's to fix, not a bug: the write was rolled back
+ * whole, so the caller gets an error that says so, and the next write may succeed.
+ */
+function whenFull<T>(write: () => T): T {
+  try {
+    return write();
+  } catch (e) {
+    if (e instanceof Database.SqliteError && e.code === "SQLITE_FULL") {
+      throw new TidingsError("TIDINGS_ERR_STORE_FULL", undefined, { cause: e });
+    }
+    throw e;
   }
 }
 

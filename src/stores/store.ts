@@ -181,6 +181,13 @@ export interface Store {
    */
   onAppend(listener: (db: string) => void): () => void;
 
+  /**
+   * Whether another live process uses this store now (an engine with `otherProcesses`).
+   * Command claims found at start may then be that process's: they are left to their
+   * leases instead of being given back at once. Absent: no other process can use it.
+   */
+  anotherProcessAlive?(): Promise<boolean>;
+
   // ---- ownership -----------------------------------------------------------------------
   /**
    * First writer wins: records `owner` for `key` unless one is already recorded, and

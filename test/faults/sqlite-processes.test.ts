@@ -12,6 +12,8 @@ import { assertEveryoneGot, nothingLostUnder, oneOrderEverywhere, type Setup } f
 import { subscribeEverywhere } from "../scale-out/subscribers.js";
 import { sqliteFile } from "./sqlite-file.js";
 import { jsonLines, runFixture, runTidings } from "./processes.js";
+import { request, token as testToken } from "../helpers/server.js";
+import { NodeProcess, startClientProcess, startServerProcess } from "../commands/processes.js";
 
 const file = sqliteFile();
 
@@ -70,5 +72,48 @@ describe("two `tidings serve` and an application on one SQLite file", () => {
       assert.ok(s.failovers >= 1, `${s.label}: resumed on the other server after A died`);
       assert.notEqual(s.received.at(-1)!.via, 0);
     }
+  });
+});
+
+describe("a second server starting on the SQLite file of a first", () => {
+  const own = sqliteFile();
+  const procs: NodeProcess[] = [];
+  after(async () => {
+    await Promise.all(procs.map((p) => p.kill()));
+    await own.close();
+  });
+
+  it("leaves the commands that the first one's clients are running alone", async () => {
+    const options = { store: own.storeUrl, commands: { leaseMs: 60_000 } };
+    const a = await startServerProcess(options);
+    procs.push(a.proc);
+    const publisher = await testToken("app", { role: "publisher" });
+    const client = startClientProcess({ url: a.url, token: await testToken("bot", { addresses: ["bot:*"] }), address: "bot:a", transport: "websocket" });
+    procs.push(client);
+    const deadline = AbortSignal.timeout(15_000);
+    const seen = (what: string, match: Parameters<NodeProcess["waitFor"]>[0]) =>
+      Promise.race([
+        client.waitFor(match, what),
+        new Promise<never>((_, reject) => deadline.addEventListener("abort", () => reject(new Error(`timed out waiting for ${what}`)))),
+      ]);
+    await seen("ready", (e) => e.event === "ready");
+    const sent = await request(`${a.url}/test/commands`, { token: publisher, body: { address: "bot:a", method: "hold", args: ["k"] } });
+    assert.equal(sent.status, 201);
+    const id = sent.body.id as string;
+    await seen("the run", (e) => e.event === "run" && e.id === id);
+
+    // B starts and uses commands of the same database: a restart would give stale claims back.
+    const b = await startServerProcess(options);
+    procs.push(b.proc);
+    const other = await request(`${b.url}/test/commands`, { token: publisher, body: { address: "bot:b", method: "noop", args: [] } });
+    assert.equal(other.status, 201);
+    const held = await request(`${b.url}/test/commands/${id}`, { method: "GET", token: publisher });
+    assert.equal(held.body.state, "running", "still running on A's client");
+    assert.equal(held.body.attempts, 1);
+
+    client.tell("release k");
+    const done = await request(`${b.url}/test/commands/${id}?wait=10`, { method: "GET", token: publisher });
+    assert.equal(done.body.state, "succeeded");
+    assert.equal(done.body.attempts, 1, "delivered once");
   });
 });

@@ -20,6 +20,7 @@ import { TidingsError } from "../../errors.js";
 import { SqliteLog } from "./log.js";
 import { SqliteCommands } from "./commands.js";
 import { CommitWatcher, DEFAULT_WATCH_INTERVAL_MS } from "./commit-watcher.js";
+import { Instances } from "./instances.js";
 
 export interface SqliteStoreOptions {
   /** Database file; its directory is created if missing. ":memory:" keeps everything in memory. */
@@ -37,6 +38,7 @@ interface Opened {
   readonly commands: SqliteCommands;
   readonly claimOwner: (db: string, key: string, owner: string) => string;
   readonly watcher: CommitWatcher | null;
+  readonly instances: Instances | null;
 }
 
 const SQL_DIR = new URL("./sql/", import.meta.url);
@@ -82,6 +84,7 @@ export class SqliteStore implements Store {
         watcher: this.capabilities.otherProcesses
           ? new CommitWatcher(sql, this.options.watchIntervalMs ?? DEFAULT_WATCH_INTERVAL_MS, report)
           : null,
+        instances: this.capabilities.otherProcesses ? new Instances(sql) : null,
       };
     } catch (err) {
       sql.close();
@@ -94,6 +97,7 @@ export class SqliteStore implements Store {
     const opened = this.opened;
     this.opened = null;
     opened?.watcher?.close();
+    opened?.instances?.close();
     opened?.sql.close();
   }
 
@@ -126,6 +130,10 @@ export class SqliteStore implements Store {
   onAppend(listener: (db: string) => void): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
+  }
+
+  async anotherProcessAlive(): Promise<boolean> {
+    return whenFull(() => this.o.instances?.anotherAlive() ?? false);
   }
 
   async claimOwner(db: string, key: string, owner: string): Promise<string> {

@@ -54,6 +54,7 @@ export const ERRORS = {
   // server
   TIDINGS_ERR_INTERNAL: { status: 500, message: "Internal error." },
   TIDINGS_ERR_CONFIG: { status: 500, message: "Invalid configuration." },
+  TIDINGS_ERR_STORE_FULL: { status: 507, message: "The store's disk is full: nothing was stored. Publishing resumes once space is freed." },
 } as const;
 
 export type ErrorCode = keyof typeof ERRORS;

@@ -371,8 +371,9 @@ export class CommandService {
   }
 
   /**
-   * Checks the database is served, and on a single-process store releases, once, the claims
-   * left by this process's previous life: their connections are gone for sure.
+   * Checks the database is served, and on a store that is not shared releases, once, the
+   * claims left by this process's previous life when no other process uses the store:
+   * their connections are gone for sure.
    */
   private open(db: string): Promise<void> {
     if (this.closed) return Promise.reject(new TidingsError("TIDINGS_ERR_SHUTTING_DOWN"));
@@ -390,6 +391,8 @@ export class CommandService {
   }
 
   private async releaseStale(db: string): Promise<void> {
+    // Another server on the same SQLite file may hold these claims for live connections.
+    if ((await this.store.anotherProcessAlive?.()) === true) return;
     for (;;) {
       const held = await this.store.listCommands(db, { states: ["delivered", "running"], limit: 1000 });
       const claimers = new Set(held.map((c) => c.claimedBy).filter((c): c is string => c !== null));

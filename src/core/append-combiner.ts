@@ -1,4 +1,4 @@
-import type { AppendEntry, Store, StoredMessage } from "../stores/store.js";
+import type { AppendEntry, AppendResult, Store, StoredMessage } from "../stores/store.js";
 
 interface Waiting {
   readonly entries: readonly AppendEntry[];
@@ -24,7 +24,7 @@ export class AppendCombiner {
     private readonly db: string,
     private readonly maxEntries: number,
     /** Called with every combined append's result, before any caller hears of it. */
-    private readonly onAppended: (stored: StoredMessage[], ms: number) => void,
+    private readonly onAppended: (stored: AppendResult, ms: number) => void,
   ) {}
 
   append(entries: readonly AppendEntry[]): Promise<StoredMessage[]> {
@@ -40,7 +40,7 @@ export class AppendCombiner {
       while (this.waiting.length > 0) {
         const group = this.takeGroup();
         const all = group.length === 1 ? group[0]!.entries : group.flatMap((w) => w.entries);
-        let stored: StoredMessage[];
+        let stored: AppendResult;
         const start = performance.now();
         try {
           stored = await this.store.append(this.db, all);

@@ -64,7 +64,8 @@ export class Bus extends EventEmitter<BusEvents> {
     this.access = new AccessControl(store, options.accessRules);
     // A wake-up is only a hint: the log re-reads the store after its head. A single-process
     // store needs none: this process made every append and hands it to the log directly.
-    this.offAppend = store.capabilities.shared
+    // An SQLite file may have other processes appending too: their appends come as hints.
+    this.offAppend = store.capabilities.shared || store.capabilities.otherProcesses === true
       ? store.onAppend((db) => {
           const log = this.logs.get(db);
           if (log !== undefined) void log.refresh().catch((e: unknown) => this.storeError(e));

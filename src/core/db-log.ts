@@ -1,4 +1,4 @@
-import type { Store, StoredMessage } from "../stores/store.js";
+import type { AppendResult, Store, StoredMessage } from "../stores/store.js";
 import type { Delivery, Listener } from "./listener.js";
 
 const REFRESH_PAGE = 1000;
@@ -79,12 +79,16 @@ export class DbLog {
   // ---- new messages ------------------------------------------------------------------------
 
   /**
-   * Messages this process just appended to a single-process store: they are the next log
-   * entries, so they go straight to the tail without a store read.
+   * Messages this process just appended to a store that is not shared: they are the next
+   * log entries, so they go straight to the tail without a store read. When the store says
+   * another process appended in between (`previous` is not our head), a read fetches both
+   * in log order instead: the tail never holds a hole.
    */
-  ingestLocal(messages: readonly StoredMessage[]): void {
-    if (this.cover === undefined || this.refreshing !== null) {
-      // Not loaded yet, or a refresh is in flight: let the refresh pick them up in order.
+  ingestLocal(messages: AppendResult): void {
+    const missed = messages.previous !== undefined && messages.previous !== this.headId;
+    if (this.cover === undefined || this.refreshing !== null || missed) {
+      // Not loaded yet, a refresh in flight, or an append of another process to read first:
+      // let the refresh pick them up in order.
       this.refresh().catch((e: unknown) => this.options.onError?.(e));
       return;
     }

@@ -99,6 +99,14 @@ export interface FinishResult {
   readonly changed: boolean;
 }
 
+/**
+ * What `append` returns: the messages with their ids, in order. An engine that other
+ * processes may append to without being `shared` (an SQLite file) also gives `previous`:
+ * the id of the message just before them in the database's log (null when none), read
+ * under the same write lock, so the core can tell whether it missed another's append.
+ */
+export type AppendResult = StoredMessage[] & { readonly previous?: string | null };
+
 export interface StoreCapabilities {
   /** Messages can be appended inside the application's own transaction (PostgreSQL). */
   readonly transactional: boolean;
@@ -108,6 +116,13 @@ export interface StoreCapabilities {
    * SQLite), this process is the only writer and `append` results are the next log entries.
    */
   readonly shared: boolean;
+  /**
+   * Not `shared`, yet other processes of this host may append to the same store (several
+   * servers, or an application's `createBus`, on one SQLite file). `onAppend` then reports
+   * their appends within a bounded delay, and `append` results carry `previous`, so that
+   * the core puts its own appends in its tail without a read only when nothing came between.
+   */
+  readonly otherProcesses?: boolean;
 }
 
 export interface Store {
@@ -122,7 +137,7 @@ export interface Store {
 
   // ---- the log -------------------------------------------------------------------------
   /** Appends in order, atomically: all entries or none. Returns them with ids and timestamps. */
-  append(db: string, entries: readonly AppendEntry[]): Promise<StoredMessage[]>;
+  append(db: string, entries: readonly AppendEntry[]): Promise<AppendResult>;
   read(db: string, query: ReadQuery): Promise<ReadResult>;
   /** Id of the newest readable message of `db`, or null when its log is empty. */
   head(db: string): Promise<string | null>;
@@ -134,6 +149,13 @@ export interface Store {
    * Returns an unsubscribe function.
    */
   onAppend(listener: (db: string) => void): () => void;
+
+  /**
+   * Whether another live process uses this store now (an engine with `otherProcesses`).
+   * Command claims found at start may then be that process's: they are left to their
+   * leases instead of being given back at once. Absent: no other process can use it.
+   */
+  anotherProcessAlive?(): Promise<boolean>;
 
   // ---- ownership -----------------------------------------------------------------------
   /**

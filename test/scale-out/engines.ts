@@ -19,7 +19,7 @@ import type { StoredMessage } from "../../src/stores/store.js";
 import { DB, Signal } from "./helpers.js";
 
 export interface Engine {
-  readonly name: "postgres" | "redis";
+  readonly name: "postgres" | "redis" | "sqlite";
   /** Why the engine's tests are skipped (only when CI is not "true"), else false. */
   readonly skip: string | false;
   /** What `tidings serve --store` gets. */

@@ -4,8 +4,10 @@ import { mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import Database from "better-sqlite3";
-import { describeStore, entry, freshDb, sleep } from "./conformance.js";
+import { describeStore, entry, freshDb, sleep, waitFor } from "./conformance.js";
 import { SqliteStore } from "../../src/stores/sqlite/index.js";
+import { createBus } from "../../src/core/bus.js";
+import type { StoredMessage } from "../../src/stores/store.js";
 
 const dir = mkdtempSync(join(tmpdir(), `tidings-sqlite-${process.pid}-`));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -114,5 +116,61 @@ describe("sqlite store", () => {
     assert.equal(await store.head(db), m!.id);
     await store.close();
     await store.close();
+  });
+});
+
+describe("one sqlite file, two connections (as two processes have)", () => {
+  it("reports the other connection's appends through onAppend, naming the database", async () => {
+    const path = freshPath();
+    const db = freshDb();
+    const a = await opened(path);
+    const b = await opened(path);
+    const woken: string[] = [];
+    a.onAppend((d) => woken.push(d));
+    try {
+      await b.append(db, [entry("a")]);
+      await waitFor(() => woken.includes(db), 5000);
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+
+  it("gives each append the id that precedes it in the log, whichever connection wrote that", async () => {
+    const path = freshPath();
+    const db = freshDb();
+    const a = await opened(path);
+    const b = await opened(path);
+    try {
+      const first = await a.append(db, [entry("a")]);
+      assert.equal(first.previous, null, "nothing before the first message");
+      const [fromB] = await b.append(db, [entry("a"), entry("b")]).then((r) => r.slice(1));
+      const next = await a.append(db, [entry("a")]);
+      assert.equal(next.previous, fromB!.id);
+      assert.ok(next[0]!.id > fromB!.id, "ids of both connections sort in log order");
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+
+  it("never lets a bus put its own append in its tail before another's earlier one", async () => {
+    const path = freshPath();
+    // A never hears of B's appends by its timer here: only the append's `previous` can tell it.
+    const a = await createBus({ storeInstance: new SqliteStore({ path, watchIntervalMs: 3_600_000 }), databases: ["test"], logLevel: "silent" });
+    const b = await createBus({ store: `sqlite:${path}`, databases: ["test"], logLevel: "silent" });
+    const got: StoredMessage[] = [];
+    try {
+      const start = await a.publish("test", "c", { type: "start" });
+      const stream = a.stream("test", ["c"], start, { onMessages: (ms) => got.push(...ms) });
+      const fromB = await b.publish("test", "c", { type: "b" });
+      const fromA = await a.publish("test", "c", { type: "a" });
+      await waitFor(() => got.length >= 2, 5000);
+      assert.deepEqual(got.map((m) => m.id), [fromB, fromA]);
+      stream.close();
+    } finally {
+      await a.close();
+      await b.close();
+    }
   });
 });

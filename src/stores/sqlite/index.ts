@@ -4,6 +4,7 @@ import { fileURLToPath } from "node:url";
 import Database from "better-sqlite3";
 import type {
   AppendEntry,
+  AppendResult,
   CommandFilter,
   CommandOutcome,
   CommandRecord,
@@ -13,16 +14,22 @@ import type {
   ReadResult,
   RetentionPolicy,
   Store,
-  StoredMessage,
 } from "../store.js";
 import { newEpoch } from "../message-id.js";
 import { TidingsError } from "../../errors.js";
 import { SqliteLog } from "./log.js";
 import { SqliteCommands } from "./commands.js";
+import { CommitWatcher, DEFAULT_WATCH_INTERVAL_MS } from "./commit-watcher.js";
+import { Instances } from "./instances.js";
 
 export interface SqliteStoreOptions {
   /** Database file; its directory is created if missing. ":memory:" keeps everything in memory. */
   readonly path: string;
+  /**
+   * How often to look for other processes' commits to the file (milliseconds).
+   * @default 25
+   */
+  readonly watchIntervalMs?: number;
 }
 
 interface Opened {
@@ -30,18 +37,26 @@ interface Opened {
   readonly log: SqliteLog;
   readonly commands: SqliteCommands;
   readonly claimOwner: (db: string, key: string, owner: string) => string;
+  readonly watcher: CommitWatcher | null;
+  readonly instances: Instances | null;
 }
 
 const SQL_DIR = new URL("./sql/", import.meta.url);
 
-/** The embedded default: one process, durable, zero setup. */
+/**
+ * The embedded default: durable, zero setup. Other processes of this host may use the same
+ * file (a second server, an application's `createBus`): their appends are noticed within
+ * about `watchIntervalMs` and reported through `onAppend`.
+ */
 export class SqliteStore implements Store {
   readonly engine = "sqlite";
-  readonly capabilities = { transactional: false, shared: false } as const;
+  readonly capabilities;
   private opened: Opened | null = null;
   private readonly listeners = new Set<(db: string) => void>();
 
-  constructor(private readonly options: SqliteStoreOptions) {}
+  constructor(private readonly options: SqliteStoreOptions) {
+    this.capabilities = { transactional: false, shared: false, otherProcesses: !inMemory(options.path) } as const;
+  }
 
   async open(): Promise<void> {
     if (this.opened) return;
@@ -58,11 +73,18 @@ export class SqliteStore implements Store {
       // Created with the file and kept for its lifetime: a recreated file gets a new epoch.
       sql.prepare("INSERT OR IGNORE INTO meta (key, value) VALUES ('epoch', ?)").run(newEpoch());
       const epoch = sql.prepare<[], string>("SELECT value FROM meta WHERE key = 'epoch'").pluck().get()!;
+      const report = (db: string): void => {
+        for (const l of this.listeners) l(db);
+      };
       this.opened = {
         sql,
         log: new SqliteLog(sql, epoch),
         commands: new SqliteCommands(sql),
         claimOwner: ownerClaimer(sql),
+        watcher: this.capabilities.otherProcesses
+          ? new CommitWatcher(sql, this.options.watchIntervalMs ?? DEFAULT_WATCH_INTERVAL_MS, report)
+          : null,
+        instances: this.capabilities.otherProcesses ? new Instances(sql) : null,
       };
     } catch (err) {
       sql.close();
@@ -74,6 +96,8 @@ export class SqliteStore implements Store {
     this.listeners.clear();
     const opened = this.opened;
     this.opened = null;
+    opened?.watcher?.close();
+    opened?.instances?.close();
     opened?.sql.close();
   }
 
@@ -82,10 +106,16 @@ export class SqliteStore implements Store {
     return this.opened;
   }
 
-  async append(db: string, entries: readonly AppendEntry[]): Promise<StoredMessage[]> {
-    const out = this.o.log.append(db, entries, Date.now());
-    // Single process: every append is local, so the hint can be given right here.
-    for (const l of this.listeners) l(db);
+  async append(db: string, entries: readonly AppendEntry[]): Promise<AppendResult> {
+    const o = this.o;
+    const out = whenFull(() => o.log.append(db, entries, Date.now()));
+    if (o.watcher !== null) {
+      // Reported with the other processes' appends, once per tick: the core takes its own
+      // appends from this result and needs no read per append.
+      o.watcher.appended(db);
+    } else {
+      for (const l of this.listeners) l(db);
+    }
     return out;
   }
   async read(db: string, query: ReadQuery): Promise<ReadResult> {
@@ -95,19 +125,23 @@ export class SqliteStore implements Store {
     return this.o.log.head(db);
   }
   async trim(db: string, policy: RetentionPolicy, now: number): Promise<number> {
-    return this.o.log.trim(db, policy, now);
+    return whenFull(() => this.o.log.trim(db, policy, now));
   }
   onAppend(listener: (db: string) => void): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
   }
 
+  async anotherProcessAlive(): Promise<boolean> {
+    return whenFull(() => this.o.instances?.anotherAlive() ?? false);
+  }
+
   async claimOwner(db: string, key: string, owner: string): Promise<string> {
-    return this.o.claimOwner(db, key, owner);
+    return whenFull(() => this.o.claimOwner(db, key, owner));
   }
 
   async createCommand(db: string, c: NewCommand): Promise<{ command: CommandRecord; created: boolean }> {
-    return this.o.commands.create(db, c);
+    return whenFull(() => this.o.commands.create(db, c));
   }
   async getCommand(db: string, id: string): Promise<CommandRecord | null> {
     return this.o.commands.get(db, id);
@@ -129,16 +163,16 @@ export class SqliteStore implements Store {
     now: number,
     leaseMs: number,
   ): Promise<CommandRecord[]> {
-    return this.o.commands.claim(db, address, claimer, limit, now, leaseMs);
+    return whenFull(() => this.o.commands.claim(db, address, claimer, limit, now, leaseMs));
   }
   async startCommand(db: string, id: string, claimer: string, now: number): Promise<CommandRecord | null> {
-    return this.o.commands.start(db, id, claimer, now);
+    return whenFull(() => this.o.commands.start(db, id, claimer, now));
   }
   async renewClaims(db: string, claimer: string, now: number, leaseMs: number): Promise<number> {
-    return this.o.commands.renew(db, claimer, now, leaseMs);
+    return whenFull(() => this.o.commands.renew(db, claimer, now, leaseMs));
   }
   async releaseClaims(db: string, claimer: string): Promise<number> {
-    return this.o.commands.release(db, claimer);
+    return whenFull(() => this.o.commands.release(db, claimer));
   }
   async finishCommand(
     db: string,
@@ -147,11 +181,31 @@ export class SqliteStore implements Store {
     claimer: string | null,
     now: number,
   ): Promise<FinishResult> {
-    return this.o.commands.finish(db, id, outcome, claimer, now);
+    return whenFull(() => this.o.commands.finish(db, id, outcome, claimer, now));
   }
   async expireCommands(db: string, now: number): Promise<CommandRecord[]> {
-    return this.o.commands.expire(db, now);
+    return whenFull(() => this.o.commands.expire(db, now));
   }
+}
+
+/**
+ * A full disk (or quota) is the operator's to fix, not a bug: the write was rolled back
+ * whole, so the caller gets an error that says so, and the next write may succeed.
+ */
+function whenFull<T>(write: () => T): T {
+  try {
+    return write();
+  } catch (e) {
+    if (e instanceof Database.SqliteError && e.code === "SQLITE_FULL") {
+      throw new TidingsError("TIDINGS_ERR_STORE_FULL", undefined, { cause: e });
+    }
+    throw e;
+  }
+}
+
+/** `:memory:` and the empty path are private to their connection: no other process can see them. */
+function inMemory(path: string): boolean {
+  return path === ":memory:" || path === "" || path.includes("mode=memory");
 }
 
 /** Applies, in order, each `sql/NNN_*.sql` not yet recorded in `schema_migrations`. */

@@ -1,5 +1,5 @@
 import type Database from "better-sqlite3";
-import type { AppendEntry, ReadQuery, ReadResult, RetentionPolicy, StoredMessage } from "../store.js";
+import type { AppendEntry, AppendResult, ReadQuery, ReadResult, RetentionPolicy, StoredMessage } from "../store.js";
 import { formatId, parseSeqId, seqPosition, withMessageId } from "../message-id.js";
 
 interface MessageRow {
@@ -20,6 +20,9 @@ const COLUMNS = "seq, channel, type, ts, json";
 /**
  * The logs of every database in one `messages` table. One seq counter is shared by all
  * databases: a database's ids have holes, which is fine, since ids only need to sort.
+ * Several processes may append to one file: each append takes the seq after the highest
+ * ever used inside a write transaction (BEGIN IMMEDIATE holds the file's single write lock
+ * to commit), so seqs are unique and every reader's snapshot holding seq n holds all below.
  */
 export class SqliteLog {
   private readonly lastSeq;
@@ -35,6 +38,7 @@ export class SqliteLog {
   private readonly deleteThrough;
   private readonly setTrimmedThrough;
   private readonly appendBatch;
+  private readonly lastSeqOf;
   private readonly trimBatch;
 
   constructor(
@@ -75,9 +79,14 @@ export class SqliteLog {
        ON CONFLICT (db) DO UPDATE SET trimmed_through = excluded.trimmed_through`,
     );
 
-    this.appendBatch = sql.transaction((db: string, batch: readonly AppendEntry[], now: number): StoredMessage[] => {
+    this.lastSeqOf = sql.prepare<[string], number>("SELECT last_seq FROM logs WHERE db = ?").pluck();
+
+    this.appendBatch = sql.transaction((db: string, batch: readonly AppendEntry[], now: number): AppendResult => {
       let seq = this.lastSeq.get() ?? 0;
-      const out: StoredMessage[] = [];
+      const before = this.lastSeqOf.get(db);
+      const previous = before === undefined || before === 0 ? null : formatId(this.epoch, seqPosition(before));
+      const out: StoredMessage[] & { previous?: string | null } = [];
+      out.previous = previous;
       for (const e of batch) {
         seq += 1;
         const id = formatId(this.epoch, seqPosition(seq));
@@ -96,7 +105,7 @@ export class SqliteLog {
     });
   }
 
-  append(db: string, batch: readonly AppendEntry[], now: number): StoredMessage[] {
+  append(db: string, batch: readonly AppendEntry[], now: number): AppendResult {
     if (batch.length === 0) return [];
     return this.appendBatch.immediate(db, batch, now);
   }

@@ -6,7 +6,7 @@ import { join } from "node:path";
 import Database from "better-sqlite3";
 import { describeStore, entry, freshDb, sleep, waitFor } from "./conformance.js";
 import { SqliteStore } from "../../src/stores/sqlite/index.js";
-import { createBus } from "../../src/core/bus.js";
+import { createBus } from "../../src/bus.js";
 import type { StoredMessage } from "../../src/stores/store.js";
 
 const dir = mkdtempSync(join(tmpdir(), `tidings-sqlite-${process.pid}-`));

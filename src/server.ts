@@ -21,6 +21,7 @@ import { WebSocketTransport } from "./transports/websocket/index.js";
 import { handleEvents } from "./transports/sse/events-route.js";
 import { ConnectionGuard, isRefused } from "./transports/http/connection-guard.js";
 import { handleMetrics } from "./transports/http/metrics-route.js";
+import { UserBytes } from "./transports/http/user-bytes.js";
 import { connectionCapProblem, readFileLimit } from "./fd-limit.js";
 
 /** "compiled" when this module runs from dist/ (plain JavaScript), "source" under tsx. */
@@ -40,6 +41,7 @@ export class TidingsServer implements ServerContext {
   readonly http: Server;
   readonly authenticator: Authenticator;
   readonly polls: PollLimiter;
+  readonly unsent: UserBytes;
   readonly router = new Router();
   /** rohrpost over WebSocket at `GET /<db>/ws`. */
   readonly websocket: WebSocketTransport;
@@ -60,6 +62,7 @@ export class TidingsServer implements ServerContext {
     const { options } = bus;
     this.authenticator = new Authenticator({ secret, sessionCookie: options.sessionCookie, sessionVerifier });
     this.polls = new PollLimiter(options.maxParkedPolls, options.maxParkedPollsPerUser);
+    this.unsent = new UserBytes(options.maxUnsentBytesPerUser);
     this.connectionGuard = new ConnectionGuard(options, (reason) => bus.metrics.refused.inc({ reason }));
     this.http = createHttpServer(
       {

@@ -22,6 +22,7 @@ import { handleEvents } from "./transports/sse/events-route.js";
 import { ConnectionGuard, isRefused } from "./transports/http/connection-guard.js";
 import { handleMetrics } from "./transports/http/metrics-route.js";
 import { UserBytes } from "./transports/http/user-bytes.js";
+import { BodyGuard } from "./transports/http/body-guard.js";
 import { connectionCapProblem, readFileLimit } from "./fd-limit.js";
 
 /** "compiled" when this module runs from dist/ (plain JavaScript), "source" under tsx. */
@@ -42,6 +43,7 @@ export class TidingsServer implements ServerContext {
   readonly authenticator: Authenticator;
   readonly polls: PollLimiter;
   readonly unsent: UserBytes;
+  readonly bodies: BodyGuard;
   readonly router = new Router();
   /** rohrpost over WebSocket at `GET /<db>/ws`. */
   readonly websocket: WebSocketTransport;
@@ -63,6 +65,7 @@ export class TidingsServer implements ServerContext {
     this.authenticator = new Authenticator({ secret, sessionCookie: options.sessionCookie, sessionVerifier });
     this.polls = new PollLimiter(options.maxParkedPolls, options.maxParkedPollsPerUser);
     this.unsent = new UserBytes(options.maxUnsentBytesPerUser);
+    this.bodies = new BodyGuard(options.bodyTimeoutMs, options.maxBodyBytesPerUser, (reason) => bus.metrics.refused.inc({ reason }));
     this.connectionGuard = new ConnectionGuard(options, (reason) => bus.metrics.refused.inc({ reason }));
     this.http = createHttpServer(
       {
@@ -232,6 +235,7 @@ export class TidingsServer implements ServerContext {
       }, this.bus.options.shutdownGraceMs);
       grace.unref();
       await closed;
+      this.bodies.close();
       clearTimeout(grace);
       clearInterval(idleSweep);
       try {

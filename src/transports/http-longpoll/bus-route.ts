@@ -135,7 +135,7 @@ class BusPoll implements BodySink, PollSink, PollRequest {
 
   authenticated(who: Identity): void {
     this.who = who;
-    onBodyText(this.req, this.server.options.maxBodyBytes, this);
+    onBodyText(this.req, this.server.options.maxBodyBytes, this, { guard: this.server.bodies, key: `${this.db}\u0000${who.user}` });
   }
 
   /** The body has arrived: validate it, check access, then poll. */

@@ -32,6 +32,10 @@ export const ERRORS = {
   // capacity
   TIDINGS_ERR_LIMIT_POLLS: { status: 429, message: "Too many parked polls." },
   TIDINGS_ERR_LIMIT_RATE: { status: 429, message: "Too many requests." },
+  TIDINGS_ERR_LIMIT_UNSENT: { status: 429, message: "Too many answers of yours are still unread: read them first." },
+  TIDINGS_ERR_LIMIT_BODIES: { status: 429, message: "Too many request bytes of yours are arriving at once." },
+  TIDINGS_ERR_LIMIT_CONNECTIONS: { status: 503, message: "Too many open connections." },
+  TIDINGS_ERR_REQUEST_TIMEOUT: { status: 408, message: "The request body did not arrive in time." },
   TIDINGS_ERR_SHUTTING_DOWN: { status: 503, message: "The server is shutting down." },
   // WebSocket requests (rohrpost)
   TIDINGS_ERR_FRAME_INVALID: { status: 400, message: "The frame is not a rohrpost request." },

@@ -73,6 +73,22 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  /** Connections and requests refused by a resource cap (docs/security.md), by reason. */
+  readonly refused = new Counter({
+    name: "tidings_refused_total",
+    help: "Connections and requests refused by a resource cap, by reason.",
+    labelNames: ["reason"] as const,
+    registers: [this.registry],
+  });
+  /** Reads the bytes written to client sockets and not yet handed to the kernel (set by the server). */
+  unsentBytes: () => number = () => 0;
+  readonly unsent: Gauge = new Gauge({
+    name: "tidings_http_unsent_bytes",
+    help: "Bytes written to client sockets and not yet handed to the kernel (clients not reading).",
+    registers: [this.registry],
+    collect: (): void => this.unsent.set(this.unsentBytes()),
+  });
+
   private readonly deliveredTallies = new Tallies("transport");
   private readonly publishedTallies = new Tallies("db");
 

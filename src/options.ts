@@ -28,6 +28,8 @@ export interface WebSocketOptions {
   readonly maxSubscriptions: number;
   /** @default 100 — requests of one socket being answered at once; more get TIDINGS_ERR_LIMIT_RATE. */
   readonly maxPendingRequests: number;
+  /** @default 10000 — a socket that has not authenticated this long after opening is closed (code 4001). */
+  readonly authTimeoutMs: number;
 }
 
 export interface CommandOptions {
@@ -97,6 +99,26 @@ export interface TidingsOptions {
   readonly maxParkedPollsPerUser: number;
   /** @default 10000 — recent messages kept in memory per database. */
   readonly tailSize: number;
+  /** @default 64 MiB — bytes of recent messages kept in memory per database (oldest evicted first). */
+  readonly tailMaxBytes: number;
+  /** @default 1 MiB — largest batched long-poll answer (`max_messages`); one message is always sent. */
+  readonly maxResponseBytes: number;
+  /** @default 8 MiB — long-poll answers of one user not yet read by its clients; past it, polls get 429. */
+  readonly maxUnsentBytesPerUser: number;
+  /** @default 15000 — a request body must arrive within this long of the request's start (408). */
+  readonly bodyTimeoutMs: number;
+  /** @default 8 MiB — request body bytes of one user being received at once (429 past it). */
+  readonly maxBodyBytesPerUser: number;
+  /** @default 10000 — open TCP connections (HTTP and WebSocket); more are answered 503 and closed (0: no cap). */
+  readonly maxConnections: number;
+  /** @default 2000 — open TCP connections from one remote address (0: no cap); raise it behind a proxy. */
+  readonly maxConnectionsPerAddress: number;
+  /** @default 32 — requests of one connection received and not yet answered; more close the connection. */
+  readonly maxPipelinedRequests: number;
+  /** @default "" — a Bearer token that may read /metrics (besides admin tokens); at least 16 characters. */
+  readonly metricsToken: string;
+  /** @default false — true lets anyone who reaches the port read /metrics. */
+  readonly metricsPublic: boolean;
   /** @default 60000 — how often retention runs. */
   readonly retentionIntervalMs: number;
   /** @default [] — origins allowed by CORS (with credentials); "*" is refused. */
@@ -144,6 +166,16 @@ export const DEFAULTS: Omit<TidingsOptions, "store" | "secret" | "trytonSessions
   maxParkedPolls: 10_000,
   maxParkedPollsPerUser: 50,
   tailSize: 10_000,
+  tailMaxBytes: 64 * 1024 * 1024,
+  maxResponseBytes: 1024 * 1024,
+  maxUnsentBytesPerUser: 8 * 1024 * 1024,
+  bodyTimeoutMs: 15_000,
+  maxBodyBytesPerUser: 8 * 1024 * 1024,
+  maxConnections: 10_000,
+  maxConnectionsPerAddress: 2_000,
+  maxPipelinedRequests: 32,
+  metricsToken: "",
+  metricsPublic: false,
   retentionIntervalMs: 60_000,
   corsOrigins: [],
   accessRules: [],
@@ -159,6 +191,7 @@ export const DEFAULTS: Omit<TidingsOptions, "store" | "secret" | "trytonSessions
     pingIntervalMs: 30_000,
     maxSubscriptions: 1000,
     maxPendingRequests: 100,
+    authTimeoutMs: 10_000,
   },
   commands: {
     maxArgsBytes: 256 * 1024,
@@ -207,6 +240,13 @@ export function resolveOptions(input: TidingsOptionsInput = {}): TidingsOptions 
     ["maxParkedPolls", o.maxParkedPolls],
     ["maxParkedPollsPerUser", o.maxParkedPollsPerUser],
     ["tailSize", o.tailSize],
+    ["tailMaxBytes", o.tailMaxBytes],
+    ["maxResponseBytes", o.maxResponseBytes],
+    ["maxUnsentBytesPerUser", o.maxUnsentBytesPerUser],
+    ["bodyTimeoutMs", o.bodyTimeoutMs],
+    ["maxBodyBytesPerUser", o.maxBodyBytesPerUser],
+    ["maxPipelinedRequests", o.maxPipelinedRequests],
+    ["ws.authTimeoutMs", o.ws.authTimeoutMs],
     ["retentionIntervalMs", o.retentionIntervalMs],
     ["ws.maxPayload", o.ws.maxPayload],
     ["ws.maxBufferedBytes", o.ws.maxBufferedBytes],
@@ -227,6 +267,13 @@ export function resolveOptions(input: TidingsOptionsInput = {}): TidingsOptions 
     if (!Number.isFinite(value) || value <= 0) configError(`${name} must be a positive number, got ${value}.`);
   }
   if (o.noCursorWindowMs < 0) configError("noCursorWindowMs must not be negative.");
+  for (const [name, value] of [["maxConnections", o.maxConnections], ["maxConnectionsPerAddress", o.maxConnectionsPerAddress]] as const) {
+    if (!Number.isInteger(value) || value < 0) configError(`${name} must be a non-negative integer (0: no cap), got ${value}.`);
+  }
+  if (o.maxBodyBytesPerUser < o.maxBodyBytes) {
+    configError(`maxBodyBytesPerUser (${o.maxBodyBytesPerUser}) cannot be below maxBodyBytes (${o.maxBodyBytes}): one largest body could never arrive.`);
+  }
+  if (o.metricsToken !== "" && o.metricsToken.length < 16) configError("metricsToken must have at least 16 characters.");
   if (o.maxMessageBytes > o.maxBodyBytes) {
     configError(`maxMessageBytes (${o.maxMessageBytes}) cannot exceed maxBodyBytes (${o.maxBodyBytes}): such a message could never be sent.`);
   }

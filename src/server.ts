@@ -20,6 +20,11 @@ import { redactStoreUrl } from "./stores/open-store.js";
 import { WebSocketTransport } from "./transports/websocket/index.js";
 import { registerCommandHandlers } from "./transports/websocket/command-handlers.js";
 import { handleEvents } from "./transports/sse/events-route.js";
+import { ConnectionGuard, isRefused } from "./transports/http/connection-guard.js";
+import { handleMetrics } from "./transports/http/metrics-route.js";
+import { UserBytes } from "./transports/http/user-bytes.js";
+import { BodyGuard } from "./transports/http/body-guard.js";
+import { connectionCapProblem, readFileLimit } from "./fd-limit.js";
 
 /** "compiled" when this module runs from dist/ (plain JavaScript), "source" under tsx. */
 const RUNTIME = import.meta.url.endsWith(".js") ? "compiled" : "source";
@@ -38,11 +43,15 @@ export class TidingsServer implements ServerContext {
   readonly http: Server;
   readonly authenticator: Authenticator;
   readonly polls: PollLimiter;
+  readonly unsent: UserBytes;
+  readonly bodies: BodyGuard;
   readonly router = new Router();
   /** rohrpost over WebSocket at `GET /<db>/ws`. */
   readonly websocket: WebSocketTransport;
   private readonly drainCallbacks = new Set<() => void>();
   private readonly sockets = new Set<Socket>();
+  /** Connection caps (total, per address) and the pipelining cap of every connection. */
+  readonly connectionGuard: ConnectionGuard;
   private state: "idle" | "listening" | "draining" | "closed" = "idle";
   /** The verifier built from `trytonSessions`, closed with the server (one passed in is the caller's). */
   private ownedVerifier: TrytonPostgresVerifier | undefined;
@@ -56,6 +65,9 @@ export class TidingsServer implements ServerContext {
     const { options } = bus;
     this.authenticator = new Authenticator({ secret, sessionCookie: options.sessionCookie, sessionVerifier });
     this.polls = new PollLimiter(options.maxParkedPolls, options.maxParkedPollsPerUser);
+    this.unsent = new UserBytes(options.maxUnsentBytesPerUser);
+    this.bodies = new BodyGuard(options.bodyTimeoutMs, options.maxBodyBytesPerUser, (reason) => bus.metrics.refused.inc({ reason }));
+    this.connectionGuard = new ConnectionGuard(options, (reason) => bus.metrics.refused.inc({ reason }));
     this.http = createHttpServer(
       {
         // Node checks header/request timeouts only this often: keep slow-header clients short.
@@ -68,6 +80,7 @@ export class TidingsServer implements ServerContext {
       (req, res) => this.handle(req, res),
     );
     this.http.on("connection", (socket: Socket) => {
+      if (!this.connectionGuard.admit(socket)) return;
       this.sockets.add(socket);
       bus.metrics.connections.inc({ transport: "http" });
       socket.once("close", () => {
@@ -75,13 +88,16 @@ export class TidingsServer implements ServerContext {
         bus.metrics.connections.dec({ transport: "http" });
       });
     });
+    bus.metrics.unsentBytes = () => this.unsentHttpBytes();
     this.routes();
     registerCommandHandlers(bus);
     // A server sweeps deadlines of every configured database (commands of other instances).
     bus.commands.sweepConfiguredDatabases();
     // Upgrades bypass the router; the transport closes its sockets with 1001 on drain.
     this.websocket = new WebSocketTransport(this);
-    this.http.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => this.websocket.handleUpgrade(req, socket, head));
+    this.http.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+      if (!isRefused(socket)) this.websocket.handleUpgrade(req, socket, head);
+    });
   }
 
   static async create(input: ServerInput = {}): Promise<TidingsServer> {
@@ -103,6 +119,13 @@ export class TidingsServer implements ServerContext {
     return this.bus.options;
   }
 
+  /** Bytes written to this server's sockets and not yet handed to the kernel (clients not reading). */
+  unsentHttpBytes(): number {
+    let n = 0;
+    for (const s of this.sockets) n += s.writableLength;
+    return n;
+  }
+
   get draining(): boolean {
     return this.state === "draining" || this.state === "closed";
   }
@@ -122,11 +145,7 @@ export class TidingsServer implements ServerContext {
     r.add("GET", "/readyz", ({ res }) =>
       this.draining ? sendJson(res, 503, { status: "draining" }) : sendJson(res, 200, { status: "ready" }),
     );
-    r.add("GET", "/metrics", async ({ res }) => {
-      const text = await this.bus.metrics.registry.metrics();
-      res.writeHead(200, { "content-type": this.bus.metrics.registry.contentType });
-      res.end(text);
-    });
+    r.add("GET", "/metrics", (ctx) => handleMetrics(this, ctx));
     r.add("POST", "/:db/bus", (ctx) => handleBusPoll(this, ctx));
     r.add("POST", "/:db/publish", (ctx) => handlePublish(this, ctx));
     r.add("POST", "/:db/notify", (ctx) => handleNotify(this, ctx));
@@ -138,6 +157,7 @@ export class TidingsServer implements ServerContext {
   /** Routes a request; not async, so a handler that answers synchronously pays for no promise. */
   private handle(req: IncomingMessage, res: ServerResponse): void {
     const { corsOrigins } = this.bus.options;
+    if (!this.connectionGuard.requestStarted(req, res)) return;
     try {
       if (handlePreflight(req, res, corsOrigins)) return;
       applyCors(req, res, corsOrigins);
@@ -184,6 +204,10 @@ export class TidingsServer implements ServerContext {
       { host: address.address, port: address.port, store: redactStoreUrl(this.bus.options.store), engine: this.bus.store.engine, runtime: RUNTIME },
       "tidings listening",
     );
+    const files = readFileLimit();
+    const problem = connectionCapProblem(this.bus.options.maxConnections, files);
+    if (problem !== null) this.bus.logger.warn({ openFilesSoft: files?.soft, openFilesHard: files?.hard, maxConnections: this.bus.options.maxConnections }, problem);
+    else if (files !== null) this.bus.logger.info({ openFilesSoft: files.soft, openFilesHard: files.hard, maxConnections: this.bus.options.maxConnections }, "open-files limit");
     return address;
   }
 
@@ -215,6 +239,7 @@ export class TidingsServer implements ServerContext {
       }, this.bus.options.shutdownGraceMs);
       grace.unref();
       await closed;
+      this.bodies.close();
       clearTimeout(grace);
       clearInterval(idleSweep);
       try {

@@ -45,6 +45,16 @@ const DESCRIPTIONS: Record<string, string> = {
   maxParkedPolls: "parked polls in total (more get 429)",
   maxParkedPollsPerUser: "parked polls per user and database (more get 429)",
   tailSize: "recent messages kept in memory per database",
+  tailMaxBytes: "bytes of recent messages kept in memory per database",
+  maxResponseBytes: "largest batched long-poll answer (one message is always sent)",
+  maxUnsentBytesPerUser: "long-poll answer bytes of one user not yet read by its clients (429 past it)",
+  bodyTimeoutMs: "a request body must arrive within this long (408 past it)",
+  maxBodyBytesPerUser: "request body bytes of one user arriving at once (429 past it)",
+  maxConnections: "open connections in total, HTTP and WebSocket (503 past it; 0: no cap)",
+  maxConnectionsPerAddress: "open connections from one address (503 past it; 0: no cap)",
+  maxPipelinedRequests: "unanswered requests on one connection (more close it)",
+  metricsToken: "Bearer token that may read /metrics, besides admin tokens",
+  metricsPublic: "let anyone who reaches the port read /metrics",
   retentionIntervalMs: "how often retention runs",
   corsOrigins: "origins allowed by CORS, comma separated",
   accessRules: "channel read rules, as JSON: [{\"channels\":\"chat:*\",\"users\":[\"7\"]}]",
@@ -59,6 +69,7 @@ const DESCRIPTIONS: Record<string, string> = {
   "ws.pingIntervalMs": "WebSocket ping interval",
   "ws.maxSubscriptions": "most channels one socket may subscribe to",
   "ws.maxPendingRequests": "requests of one socket answered at once (429 past it)",
+  "ws.authTimeoutMs": "a socket not authenticated this long after opening is closed (4001)",
   "commands.maxArgsBytes": "largest JSON of a command's arguments",
   "commands.maxResultBytes": "largest JSON of a command's result or error",
   "commands.maxOpenPerAddress": "most unfinished commands per address",
@@ -85,7 +96,7 @@ function kindOf(key: string, value: unknown): OptionKind {
   if (typeof value === "boolean") return "bool";
   if (typeof value === "number") {
     if (leaf.endsWith("Ms")) return "duration";
-    if (leaf.endsWith("Bytes") || leaf === "maxPayload") return "bytes";
+    if (leaf.includes("Bytes") || leaf === "maxPayload") return "bytes";
     return "int";
   }
   if (typeof value === "object" && value !== null) return "json";

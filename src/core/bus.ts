@@ -104,6 +104,7 @@ export class Bus extends EventEmitter<BusEvents> {
     if (this.closed) throw new TidingsError("TIDINGS_ERR_SHUTTING_DOWN");
     log = new DbLog(db, this.store, {
       tailSize: this.options.tailSize,
+      tailMaxBytes: this.options.tailMaxBytes,
       noCursorWindowMs: this.options.noCursorWindowMs,
       onStoreRead: (ms) => this.metrics.storeLatency.observe({ op: "read" }, ms / 1000),
       onError: (e) => this.storeError(e),

@@ -6,6 +6,8 @@ const REFRESH_PAGE = 1000;
 export interface DbLogOptions {
   /** How many recent messages stay in memory to answer readers without a store read. */
   readonly tailSize: number;
+  /** How many bytes of messages (their JSON) the tail holds at most; the oldest go first. */
+  readonly tailMaxBytes?: number;
   /** What a reader without a cursor gets: messages of the last this many milliseconds. */
   readonly noCursorWindowMs: number;
   readonly onStoreRead?: (ms: number) => void;
@@ -24,6 +26,8 @@ type Cursor = string | null;
  */
 export class DbLog {
   private tail: StoredMessage[] = [];
+  /** The size of what `tail` holds, by `tailBytesOf`. */
+  private tailBytes = 0;
   /**
    * Exclusive lower bound of what the tail holds: every message with cover < id <= head is
    * in `tail`. `undefined` until the log is loaded; null when the tail holds the whole log.
@@ -58,6 +62,11 @@ export class DbLog {
   /** Messages held in the hot tail (read-only, for the admin page). */
   get tailLength(): number {
     return this.tail.length;
+  }
+
+  /** Bytes the hot tail holds, as counted against tailMaxBytes. */
+  get tailByteSize(): number {
+    return this.tailBytes;
   }
 
   /** Listeners per channel with any (read-only, for the admin page). */
@@ -114,10 +123,13 @@ export class DbLog {
               // tail afresh from the oldest retained message, which then bounds what the tail
               // vouches for. Live listeners were past our head: they must be told too.
               this.tail = [];
+              this.tailBytes = 0;
               this.signalGap();
               if (res.messages.length > 0) {
                 this.ingest(res.messages);
-                this.cover = this.tail.shift()?.id ?? this.headId;
+                const first = this.tail.shift();
+                if (first !== undefined) this.tailBytes -= tailBytesOf(first);
+                this.cover = first?.id ?? this.headId;
               } else {
                 // Nothing retained: an empty log, so that the next read is not a gap again.
                 this.headId = null;
@@ -146,20 +158,34 @@ export class DbLog {
     let drop = 0;
     while (drop < this.tail.length && (oldest === null || this.tail[drop]!.id < oldest)) drop++;
     if (drop === 0) return;
-    this.cover = this.tail[drop - 1]!.id;
-    this.tail = this.tail.slice(drop);
+    this.dropOldest(drop);
   }
 
   private ingest(messages: readonly StoredMessage[]): void {
-    for (const m of messages) this.tail.push(m);
+    for (const m of messages) {
+      this.tail.push(m);
+      this.tailBytes += tailBytesOf(m);
+    }
     this.headId = messages[messages.length - 1]!.id;
     // Evict in chunks, so a full tail does not copy itself on every publish.
     const excess = this.tail.length - this.options.tailSize;
-    if (excess > 0 && (excess >= 1024 || excess * 8 >= this.options.tailSize)) {
-      this.cover = this.tail[excess - 1]!.id;
-      this.tail = this.tail.slice(excess);
+    let drop = excess > 0 && (excess >= 1024 || excess * 8 >= this.options.tailSize) ? excess : 0;
+    const maxBytes = this.options.tailMaxBytes;
+    if (maxBytes !== undefined && this.tailBytes > maxBytes) {
+      // Past the byte bound: down to 7/8 of it, for the same reason.
+      let bytes = this.tailBytes;
+      for (let i = 0; i < drop; i++) bytes -= tailBytesOf(this.tail[i]!);
+      while (drop < this.tail.length && bytes > maxBytes - (maxBytes >>> 3)) bytes -= tailBytesOf(this.tail[drop++]!);
     }
+    if (drop > 0) this.dropOldest(drop);
     this.dispatch(messages);
+  }
+
+  /** Removes the `n` oldest messages of the tail; reads before what is left go to the store. */
+  private dropOldest(n: number): void {
+    for (let i = 0; i < n; i++) this.tailBytes -= tailBytesOf(this.tail[i]!);
+    this.cover = this.tail[n - 1]!.id;
+    this.tail = this.tail.slice(n);
   }
 
   /** Every listener's cursor points into what may be lost: whatever comes next is new to it. */
@@ -340,6 +366,11 @@ export class DbLog {
       this.options.onStoreRead?.(performance.now() - start);
     }
   }
+}
+
+/** What a message costs the tail: its JSON and channel (one byte a character) and the object around them. */
+function tailBytesOf(m: StoredMessage): number {
+  return m.json.length + m.channel.length + m.id.length + 64;
 }
 
 function sameEpoch(a: string, b: string): boolean {

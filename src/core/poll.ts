@@ -9,6 +9,11 @@ export interface PollRequest {
   readonly after: string | null;
   /** Most messages in one answer (Tryton clients: 1). */
   readonly limit: number;
+  /**
+   * Most bytes of message JSON in one answer of several messages: the batch stops before
+   * the message that would pass it. The first message is always taken, whatever its size.
+   */
+  readonly maxBytes?: number;
   readonly timeoutMs: number;
   /** Aborts the wait (client went away, server draining): resolves with what is there, usually nothing. */
   readonly signal?: AbortSignal;
@@ -43,16 +48,37 @@ export function startPoll(log: DbLog, req: PollRequest, sink: PollSink): void {
   const channels = req.channelSet ?? new Set(req.channels);
   const now = log.fetchNow(channels, req.after, req.limit);
   // Answered from the tail (a client draining a backlog): no poll state at all.
-  if (now !== null && now.messages.length > 0) return sink.done(now);
+  if (now !== null && now.messages.length > 0) return sink.done(withinBytes(now, req.maxBytes));
   const pending = new PendingPoll(log, req, sink, channels);
   if (now === null) pending.read();
   else pending.parkAfter(now);
+}
+
+/** The size a message adds to an answer: its JSON as UTF-8, its channel and the envelope. */
+export function answerBytes(m: StoredMessage): number {
+  return Buffer.byteLength(m.json) + m.channel.length + 32;
+}
+
+/** The delivery cut before the message that would pass `maxBytes` (at least one is kept). */
+function withinBytes(d: Delivery, maxBytes: number | undefined): Delivery {
+  const { messages } = d;
+  if (maxBytes === undefined || messages.length < 2) return d;
+  // The first message is in the answer twice: as Tryton's "message" and in the batch.
+  let bytes = answerBytes(messages[0]!);
+  for (let i = 0; i < messages.length; i++) {
+    bytes += answerBytes(messages[i]!);
+    if (bytes > maxBytes && i > 0) return { messages: messages.slice(0, i), gap: d.gap };
+  }
+  return d;
 }
 
 /** One poll's state; a class rather than closures, as it is made once per request. */
 class PendingPoll implements Listener {
   cursor: string | null;
   private readonly collected: StoredMessage[] = [];
+  private collectedBytes = 0;
+  /** A message did not fit in the answer's bytes: later ones are not taken either (order). */
+  private full = false;
   private timer: NodeJS.Timeout | undefined;
   private finishBound: (() => void) | undefined;
   private parked = false;
@@ -88,7 +114,18 @@ class PendingPoll implements Listener {
   }
 
   push(m: StoredMessage): void {
-    if (this.collected.length < this.req.limit) this.collected.push(m);
+    if (this.full || this.collected.length >= this.req.limit) return;
+    const { maxBytes } = this.req;
+    if (maxBytes !== undefined && this.req.limit > 1) {
+      const size = answerBytes(m);
+      if (this.collected.length > 0 && this.collectedBytes + size > maxBytes) {
+        this.full = true;
+        return;
+      }
+      // The first message is in the answer twice: as Tryton's "message" and in the batch.
+      this.collectedBytes += this.collected.length === 0 ? 2 * size : size;
+    }
+    this.collected.push(m);
   }
 
   flush(): void {
@@ -104,7 +141,7 @@ class PendingPoll implements Listener {
   private afterFirst(first: Delivery): void {
     if (first.messages.length > 0) {
       this.finished = true;
-      this.sink.done(first);
+      this.sink.done(withinBytes(first, this.req.maxBytes));
       return;
     }
     this.firstGap = first.gap;

@@ -48,10 +48,13 @@ export interface Served {
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
+/** The metrics token every served test process gets: /metrics needs credentials by default. */
+export const METRICS_TOKEN = "metrics-token-of-the-cli-tests";
+
 /** Starts `tidings serve <args>` on a free port and resolves once it logs "tidings listening". */
 export function serve(args: readonly string[], env: Record<string, string> = {}): Promise<Served> {
   const child = spawn(process.execPath, [CLI, "serve", "--port", "0", ...args], {
-    env: cleanEnv(env),
+    env: cleanEnv({ TIDINGS_METRICS_TOKEN: METRICS_TOKEN, ...env }),
     stdio: ["ignore", "pipe", "pipe"],
   });
   const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
@@ -86,7 +89,7 @@ export function serve(args: readonly string[], env: Record<string, string> = {})
 /** Resolves when the server's parked-poll gauge reaches `n` (polls are parked, not in flight). */
 export async function parkedPolls(url: string, n: number): Promise<void> {
   for (;;) {
-    const text = await (await fetch(`${url}/metrics`)).text();
+    const text = await (await fetch(`${url}/metrics`, { headers: { authorization: `Bearer ${METRICS_TOKEN}` } })).text();
     const m = /^tidings_parked_polls (\d+)/m.exec(text);
     if (m && Number(m[1]) >= n) return;
     await new Promise((r) => setTimeout(r, 20));

@@ -6,13 +6,16 @@ import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import type { TidingsServer } from "../../src/server.js";
 import { startServer } from "../helpers/server.js";
+import { signToken } from "../../src/auth/tokens.js";
 import { postgresEngine } from "./engines.js";
 import { DB, SECRET } from "./helpers.js";
 
 const engine = await postgresEngine();
 
 async function lagSeconds(server: TidingsServer): Promise<number> {
-  const text = await (await fetch(`${server.url}/metrics`)).text();
+  // /metrics needs credentials by default: an admin token of any database reads it.
+  const admin = await signToken(SECRET, { db: DB, user: "ops", role: "admin" });
+  const text = await (await fetch(`${server.url}/metrics`, { headers: { authorization: `Bearer ${admin}` } })).text();
   const line = text.split("\n").find((l) => l.startsWith("tidings_store_horizon_lag_seconds "));
   assert.ok(line, "the gauge is exported");
   return Number(line.split(" ")[1]);

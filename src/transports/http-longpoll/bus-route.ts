@@ -10,6 +10,7 @@ import { onBodyText, parseJson, type BodySink } from "../http/body.js";
 import type { Delivery } from "../../core/listener.js";
 import type { PollRequest, PollSink } from "../../core/poll.js";
 import { sendJsonText } from "../http/respond.js";
+import type { UserBytes } from "../http/user-bytes.js";
 
 const BODY_ERRORS: Record<PollBodyError["kind"], TidingsError> = {
   "not-object": new TidingsError("TIDINGS_ERR_REQUEST_INVALID", 'The body must be a JSON object {"last_message", "channels"}.'),
@@ -55,6 +56,46 @@ interface PollShape {
 
 const lastShape = new WeakMap<Socket, PollShape>();
 
+// What an answer holds against its user until the response closes (handed to the kernel,
+// or aborted). Pipelined answers still queued behind another get no "close" of their own
+// when the connection dies: the socket's "close" releases whatever is left.
+const kUnsent = Symbol("tidings.unsent");
+interface Held {
+  readonly key: string;
+  readonly size: number;
+  readonly bytes: UserBytes;
+  readonly socket: HoldingSocket;
+}
+type TrackedResponse = ServerResponse & { [kUnsent]?: Held };
+type HoldingSocket = Socket & { [kUnsent]?: Set<Held> };
+
+function release(held: Held): void {
+  if (held.socket[kUnsent]?.delete(held) !== true) return;
+  held.bytes.release(held.key, held.size);
+}
+
+function releaseUnsent(this: TrackedResponse): void {
+  const held = this[kUnsent];
+  if (held !== undefined) release(held);
+}
+
+function releaseSocket(this: HoldingSocket): void {
+  for (const held of [...(this[kUnsent] ?? [])]) release(held);
+}
+
+function trackUnsent(res: TrackedResponse, socket: HoldingSocket, key: string, size: number, bytes: UserBytes): void {
+  const held: Held = { key, size, bytes, socket };
+  let all = socket[kUnsent];
+  if (all === undefined) {
+    all = socket[kUnsent] = new Set();
+    socket.once("close", releaseSocket);
+  }
+  all.add(held);
+  bytes.add(key, size);
+  res[kUnsent] = held;
+  res.on("close", releaseUnsent);
+}
+
 function sameList(a: readonly unknown[], b: readonly unknown[]): boolean {
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
@@ -74,6 +115,7 @@ class BusPoll implements BodySink, PollSink, PollRequest {
   after: string | null = null;
   limit = 1;
   timeoutMs: number;
+  readonly maxBytes: number;
   private who: Identity | undefined;
   private shape: PollShape | undefined;
   private batch = false;
@@ -88,6 +130,7 @@ class BusPoll implements BodySink, PollSink, PollRequest {
     private readonly db: string,
   ) {
     this.timeoutMs = server.options.pollTimeoutMs;
+    this.maxBytes = server.options.maxResponseBytes;
   }
 
   authenticated(who: Identity): void {
@@ -95,7 +138,7 @@ class BusPoll implements BodySink, PollSink, PollRequest {
     // A parked poll ends when its credentials do: answered empty at `exp` (Tryton clients
     // re-poll on an empty answer, and that poll gets 401).
     if (who.expiresAt !== null) this.timeoutMs = Math.min(this.timeoutMs, Math.max(0, who.expiresAt - Date.now()));
-    onBodyText(this.req, this.server.options.maxBodyBytes, this);
+    onBodyText(this.req, this.server.options.maxBodyBytes, this, { guard: this.server.bodies, key: `${this.db}\u0000${who.user}` });
   }
 
   /** The body has arrived: validate it, check access, then poll. */
@@ -179,8 +222,24 @@ class BusPoll implements BodySink, PollSink, PollRequest {
       sendJsonText(res, 200, pollResponse([], false, this.batch));
       return;
     }
+    const text = pollResponse(delivery.messages, delivery.gap, this.batch);
+    // Answers wait in this process until their client reads: a user's unread answers, over
+    // all its connections, are capped (the client re-polls from its cursor: nothing is lost).
+    const { unsent } = this.server;
+    const key = this.shape!.limiterKey;
+    const size = text.length;
+    if (unsent.wouldExceed(key, size)) {
+      this.server.bus.metrics.refused.inc({ reason: "unsent" });
+      this.server.failRequest(
+        this.req,
+        res,
+        new TidingsError("TIDINGS_ERR_LIMIT_UNSENT", `Your clients have not read ${unsent.of(key)} bytes of earlier answers; read them, then poll again.`),
+      );
+      return;
+    }
+    trackUnsent(res, this.req.socket, key, size, unsent);
     this.server.bus.metrics.deliveredVia("longpoll").count += delivery.messages.length;
-    sendJsonText(res, 200, pollResponse(delivery.messages, delivery.gap, this.batch));
+    sendJsonText(res, 200, text);
   }
 
   fail(error: unknown): void {

@@ -114,7 +114,7 @@ function assertAdmin(who: Identity): Identity {
  * The token's own `db` claim picks the database it is verified for; the verification then
  * checks the signature and that the verified claim is that same database.
  */
-async function adminCaller(server: ServerContext, req: IncomingMessage): Promise<Identity> {
+export async function adminCaller(server: ServerContext, req: IncomingMessage): Promise<Identity> {
   const authorization = req.headers.authorization;
   let token: string | null = null;
   let via: Identity["via"] = "jwt";

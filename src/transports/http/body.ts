@@ -1,11 +1,19 @@
 import type { IncomingMessage } from "node:http";
 import { TidingsError } from "../../errors.js";
+import type { BodyGuard } from "./body-guard.js";
+
+/** Whose body it is, for the body deadline and the per-user cap of bytes being received. */
+export interface BodyOwner {
+  readonly guard: BodyGuard;
+  /** The user's key (database and user). */
+  readonly key: string;
+}
 
 /**
  * Reads a JSON body up to `maxBytes`. A declared Content-Length over the limit is refused
  * before reading; a body that grows past it while streaming stops being read.
  */
-export function readJsonBody(req: IncomingMessage, maxBytes: number): Promise<unknown> {
+export function readJsonBody(req: IncomingMessage, maxBytes: number, owner?: BodyOwner): Promise<unknown> {
   return new Promise((resolve, reject) =>
     onBodyText(req, maxBytes, {
       text(text) {
@@ -16,7 +24,7 @@ export function readJsonBody(req: IncomingMessage, maxBytes: number): Promise<un
         }
       },
       fail: reject,
-    }),
+    }, owner),
   );
 }
 
@@ -31,7 +39,7 @@ export interface BodySink {
  * in between. Plain events, not an async iterator: this runs once per long-poll and the
  * iterator's machinery showed up in profiles.
  */
-export function onBodyText(req: IncomingMessage, maxBytes: number, sink: BodySink): void {
+export function onBodyText(req: IncomingMessage, maxBytes: number, sink: BodySink, owner?: BodyOwner): void {
   const declared = req.headers["content-length"];
   if (declared !== undefined && Number(declared) > maxBytes) {
     req.resume();
@@ -43,28 +51,32 @@ export function onBodyText(req: IncomingMessage, maxBytes: number, sink: BodySin
   // The listeners stay until the request is gone: after "end", "error" or a refusal nothing
   // else arrives that `done` does not ignore.
   let done = false;
+  const refuse = (error: TidingsError): void => {
+    if (done) return;
+    done = true;
+    watch?.end();
+    req.resume();
+    sink.fail(error);
+  };
+  // A body whose client stops sending is refused after bodyTimeoutMs, not the request timeout.
+  const watch = owner?.guard.watch(owner.key, refuse);
   req.on("data", (chunk: Buffer) => {
     if (done) return;
     size += chunk.length;
-    if (size > maxBytes) {
-      done = true;
-      req.resume();
-      sink.fail(tooLarge(maxBytes));
-      return;
-    }
+    if (size > maxBytes) return refuse(tooLarge(maxBytes));
+    const over = watch?.grew(chunk.length) ?? null;
+    if (over !== null) return refuse(over);
     chunks.push(chunk);
   });
   req.on("end", () => {
     if (done) return;
     done = true;
+    watch?.end();
     sink.text(chunks.length === 1 ? chunks[0]!.toString("utf8") : Buffer.concat(chunks, size).toString("utf8"));
   });
   // An aborted request is destroyed with an "aborted" error (ECONNRESET).
-  req.on("error", (e: Error) => {
-    if (done) return;
-    done = true;
-    sink.fail(new TidingsError("TIDINGS_ERR_REQUEST_INVALID", "The request body could not be read.", { cause: e }));
-  });
+  req.on("error", (e: Error) => refuse(new TidingsError("TIDINGS_ERR_REQUEST_INVALID", "The request body could not be read.", { cause: e })));
+  if (watch !== undefined) req.once("close", () => watch.end());
 }
 
 /** JSON.parse with the errors a client is told. */

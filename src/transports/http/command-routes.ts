@@ -44,8 +44,8 @@ async function sender(server: ServerContext, ctx: RouteContext): Promise<{ db: s
   return { db, who };
 }
 
-async function objectBody(server: ServerContext, ctx: RouteContext): Promise<JsonObject> {
-  const body = await readJsonBody(ctx.req, server.options.maxBodyBytes);
+async function objectBody(server: ServerContext, ctx: RouteContext, who: Identity): Promise<JsonObject> {
+  const body = await readJsonBody(ctx.req, server.options.maxBodyBytes, { guard: server.bodies, key: `${ctx.params.db!}\u0000${who.user}` });
   if (!isPlainObject(body)) throw new TidingsError("TIDINGS_ERR_REQUEST_INVALID", "The body must be a JSON object.");
   return body;
 }
@@ -85,7 +85,7 @@ async function waitFor(server: ServerContext, ctx: RouteContext, db: string, id:
  */
 async function send(server: ServerContext, ctx: RouteContext): Promise<void> {
   const { db, who } = await sender(server, ctx);
-  const body = await objectBody(server, ctx);
+  const body = await objectBody(server, ctx, who);
   const wait = waitMs(server, ctx.url);
   const timeout = body.timeout;
   if (timeout !== undefined && timeout !== null && (typeof timeout !== "number" || !(timeout > 0))) {
@@ -177,7 +177,7 @@ async function client(server: ServerContext, ctx: RouteContext): Promise<{ db: s
   const db = ctx.params.db!;
   server.bus.log(db);
   const who = await server.authenticate(db, ctx.req);
-  return { db, who, body: await objectBody(server, ctx) };
+  return { db, who, body: await objectBody(server, ctx, who) };
 }
 
 function claimerOf(body: JsonObject, required: boolean): string | null {

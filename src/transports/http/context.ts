@@ -4,6 +4,8 @@ import type { Identity } from "../../core/identity.js";
 import type { TidingsOptions } from "../../options.js";
 import type { Authenticator } from "../../auth/authenticate.js";
 import type { PollLimiter } from "./poll-limiter.js";
+import type { UserBytes } from "./user-bytes.js";
+import type { BodyGuard } from "./body-guard.js";
 
 /** What every transport gets from the server: the core, options, auth, limits, draining. */
 export interface ServerContext {
@@ -11,6 +13,10 @@ export interface ServerContext {
   readonly options: TidingsOptions;
   readonly authenticator: Authenticator;
   readonly polls: PollLimiter;
+  /** Long-poll answer bytes per user written and not yet handed to the kernel (maxUnsentBytesPerUser). */
+  readonly unsent: UserBytes;
+  /** Deadline and per-user byte cap of request bodies being received (bodyTimeoutMs, maxBodyBytesPerUser). */
+  readonly bodies: BodyGuard;
   /** Identity from the request's Authorization header, cookie, or `?token=` (SSE/WS only). */
   authenticate(db: string, req: IncomingMessage, queryToken?: string | null): Promise<Identity>;
   /** Registers a callback run when the server starts draining; returns an unregister function. */

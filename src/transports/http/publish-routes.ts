@@ -14,7 +14,7 @@ async function publisher(server: ServerContext, ctx: RouteContext): Promise<{ db
   // An application publishing over a keep-alive connection presents the same token each time.
   const who = server.authenticator.cachedFromHeaders(db, ctx.req.headers, ctx.req.socket) ?? (await server.authenticate(db, ctx.req));
   if (!canPublish(who)) throw new TidingsError("TIDINGS_ERR_ROLE_FORBIDDEN", "Publishing needs the publisher or admin role.");
-  return { db, who, body: await readJsonBody(ctx.req, server.options.maxBodyBytes) };
+  return { db, who, body: await readJsonBody(ctx.req, server.options.maxBodyBytes, { guard: server.bodies, key: `${db}\u0000${who.user}` }) };
 }
 
 /**

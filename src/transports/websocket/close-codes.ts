@@ -11,6 +11,8 @@ export const CLOSE = {
   INTERNAL: { code: 1011, reason: "store unavailable, resume from your cursor" },
   /** The connection's credentials expired without a fresh `auth`. */
   AUTH_EXPIRED: { code: 4001, reason: "authentication expired" },
+  /** Opened without credentials and no `auth` within ws.authTimeoutMs. */
+  AUTH_TIMEOUT: { code: 4001, reason: "authentication required" },
   /** Overload: the client did not read and its send buffer passed ws.maxBufferedBytes. */
   SLOW_CONSUMER: { code: 4008, reason: "send buffer full, resume from your last message_id" },
   /** Policy: more frames per second than ws.maxFramesPerSecond. */

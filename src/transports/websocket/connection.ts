@@ -77,6 +77,7 @@ export class Connection implements ConnectionApi {
   private state: "open" | "closing" | "closed" = "open";
   /** Last time the peer showed life (any frame or pong). */
   lastSeen = Date.now();
+  private readonly openedAt = this.lastSeen;
   /** The heartbeat's slice for this connection (-1 until it joins). */
   heartbeatSlice = -1;
   private frameWindowStart = 0;
@@ -237,10 +238,21 @@ export class Connection implements ConnectionApi {
     return dropped;
   }
 
-  /** Called about every second by the transport: closes once the credentials have expired. */
+  /**
+   * Called about every second by the transport: closes once the credentials have expired,
+   * or when the socket opened without credentials and did not authenticate in time (an
+   * anonymous socket costs a descriptor and buffers; it may only ping).
+   */
   checkExpiry(now: number): void {
-    const at = this.identity?.expiresAt;
-    if (at !== null && at !== undefined && at <= now) this.close(CLOSE.AUTH_EXPIRED);
+    if (this.identity === null) {
+      if (now - this.openedAt >= this.options.ws.authTimeoutMs && this.state === "open") {
+        this.bus.metrics.refused.inc({ reason: "auth_timeout" });
+        this.close(CLOSE.AUTH_TIMEOUT);
+      }
+      return;
+    }
+    const at = this.identity.expiresAt;
+    if (at !== null && at <= now) this.close(CLOSE.AUTH_EXPIRED);
   }
 
   // ---- subscriptions -------------------------------------------------------------------------

@@ -20,7 +20,7 @@ export interface WebSocketEvents {
 
 /** How long a closing handshake may take before the socket is destroyed. */
 const CLOSE_TIMEOUT_MS = 5_000;
-/** How often expired credentials are looked for (connections close at most this late). */
+/** How often expired credentials and unauthenticated sockets are looked for (closed at most this late). */
 const EXPIRY_SWEEP_MS = 1_000;
 
 /**
@@ -54,7 +54,7 @@ export class WebSocketTransport extends EventEmitter<WebSocketEvents> implements
     this.expiryTimer = setInterval(() => {
       const now = Date.now();
       for (const c of this.connections) c.checkExpiry(now);
-    }, EXPIRY_SWEEP_MS);
+    }, Math.min(EXPIRY_SWEEP_MS, opts.authTimeoutMs));
     this.expiryTimer.unref();
     server.onDrain(() => this.shutdown());
   }

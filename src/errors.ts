@@ -33,6 +33,7 @@ export const ERRORS = {
   TIDINGS_ERR_LIMIT_POLLS: { status: 429, message: "Too many parked polls." },
   TIDINGS_ERR_LIMIT_RATE: { status: 429, message: "Too many requests." },
   TIDINGS_ERR_SHUTTING_DOWN: { status: 503, message: "The server is shutting down." },
+  TIDINGS_ERR_STORE_UNAVAILABLE: { status: 503, message: "The store cannot be reached now. Retry shortly." },
   // WebSocket requests (rohrpost)
   TIDINGS_ERR_FRAME_INVALID: { status: 400, message: "The frame is not a rohrpost request." },
   TIDINGS_ERR_HANDLER_UNKNOWN: { status: 404, message: "Unknown message type." },
@@ -54,6 +55,7 @@ export const ERRORS = {
   // server
   TIDINGS_ERR_INTERNAL: { status: 500, message: "Internal error." },
   TIDINGS_ERR_CONFIG: { status: 500, message: "Invalid configuration." },
+  TIDINGS_ERR_LISTEN_FAILED: { status: 500, message: "The server cannot listen on its address." },
 } as const;
 
 export type ErrorCode = keyof typeof ERRORS;

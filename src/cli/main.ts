@@ -40,6 +40,9 @@ function conciseUsageErrors(cmd: Command, path: string): void {
   for (const sub of cmd.commands) conciseUsageErrors(sub, `${path} ${sub.name()}`);
 }
 
+/** What the operator must fix before starting: exit 2 (docs/errors.md). */
+const EXIT_2 = new Set(["TIDINGS_ERR_CONFIG", "TIDINGS_ERR_STORE_UNAVAILABLE", "TIDINGS_ERR_LISTEN_FAILED"]);
+
 /** Commander's codes that are not errors: --help and --version. */
 const NOT_ERRORS = new Set(["commander.helpDisplayed", "commander.version"]);
 
@@ -56,7 +59,7 @@ export async function main(argv: readonly string[] = process.argv): Promise<void
     }
     if (isTidingsError(e)) {
       process.stderr.write(`tidings: ${e.code}: ${e.message}\n`);
-      process.exit(e.code === "TIDINGS_ERR_CONFIG" || e.status === 400 ? 2 : 1);
+      process.exit(EXIT_2.has(e.code) || e.status === 400 ? 2 : 1);
     }
     process.stderr.write(`tidings: ${(e as Error).stack ?? String(e)}\n`);
     process.exit(1);

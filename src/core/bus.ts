@@ -2,6 +2,7 @@ import { EventEmitter } from "node:events";
 import type { Logger } from "pino";
 import type { Store, StoredMessage } from "../stores/store.js";
 import { openStoreUrl } from "../stores/open-store.js";
+import { openStoreOrExplain } from "../stores/store-errors.js";
 import { resolveOptions, type DatabaseOptions, type TidingsOptions, type TidingsOptionsInput } from "../options.js";
 import { TidingsError } from "../errors.js";
 import { Metrics } from "../metrics.js";
@@ -83,7 +84,7 @@ export class Bus extends EventEmitter<BusEvents> {
     const options = resolveOptions(input);
     const logger = input.logger ?? createLogger(options.logLevel);
     const store = input.storeInstance ?? (await openStoreUrl(options.store));
-    await store.open();
+    await openStoreOrExplain(store, input.storeInstance ? undefined : options.store);
     return new Bus(options, store, logger, input.metrics ?? new Metrics());
   }
 

@@ -5,6 +5,7 @@ import { Metrics } from "./metrics.js";
 import { createLogger } from "./logger.js";
 import type { Store } from "./stores/store.js";
 import { openStoreUrl } from "./stores/open-store.js";
+import { openStoreOrExplain } from "./stores/store-errors.js";
 import { CommandService, type SendOptions } from "./commands/service.js";
 import { createProxy, type CommandProxy } from "./commands/proxy.js";
 
@@ -28,7 +29,7 @@ export class TidingsBus extends Bus {
     const options = resolveOptions(input);
     const logger = input.logger ?? createLogger(options.logLevel);
     const store = input.storeInstance ?? (await openStoreUrl(options.store));
-    await store.open();
+    await openStoreOrExplain(store, input.storeInstance ? undefined : options.store);
     return new TidingsBus({ options, store, logger, metrics: input.metrics ?? new Metrics() });
   }
 

@@ -37,6 +37,7 @@ export const ERRORS = {
   TIDINGS_ERR_LIMIT_CONNECTIONS: { status: 503, message: "Too many open connections." },
   TIDINGS_ERR_REQUEST_TIMEOUT: { status: 408, message: "The request body did not arrive in time." },
   TIDINGS_ERR_SHUTTING_DOWN: { status: 503, message: "The server is shutting down." },
+  TIDINGS_ERR_STORE_UNAVAILABLE: { status: 503, message: "The store cannot be reached now. Retry shortly." },
   // WebSocket requests (rohrpost)
   TIDINGS_ERR_FRAME_INVALID: { status: 400, message: "The frame is not a rohrpost request." },
   TIDINGS_ERR_HANDLER_UNKNOWN: { status: 404, message: "Unknown message type." },
@@ -59,6 +60,7 @@ export const ERRORS = {
   TIDINGS_ERR_INTERNAL: { status: 500, message: "Internal error." },
   TIDINGS_ERR_CONFIG: { status: 500, message: "Invalid configuration." },
   TIDINGS_ERR_STORE_FULL: { status: 507, message: "The store's disk is full: nothing was stored. Publishing resumes once space is freed." },
+  TIDINGS_ERR_LISTEN_FAILED: { status: 500, message: "The server cannot listen on its address." },
 } as const;
 
 export type ErrorCode = keyof typeof ERRORS;

@@ -1,6 +1,7 @@
 import type { AccessRule } from "./core/access.js";
 import { TidingsError } from "./errors.js";
 import { isValidDbName } from "./core/channels.js";
+import { checkAccessRules, checkDatabases } from "./options-check.js";
 
 export interface RetentionOptions {
   /** @default 24 — messages older than this many hours are removed (0: no age limit). */
@@ -218,6 +219,9 @@ export type TidingsOptionsInput = Partial<Omit<TidingsOptions, "ws" | "commands"
 /** Merges with the defaults once and rejects contradictions with a sentence a user understands. */
 export function resolveOptions(input: TidingsOptionsInput = {}): TidingsOptions {
   const dataDir = input.dataDir ?? DEFAULTS.dataDir;
+  // Shapes first (JSON from a config file or an environment variable is not typed).
+  if (input.databases !== undefined) checkDatabases(input.databases);
+  if (input.accessRules !== undefined) checkAccessRules(input.accessRules);
   const databases = resolveDatabases(input.databases);
   const o: TidingsOptions = {
     ...DEFAULTS,

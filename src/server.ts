@@ -17,6 +17,7 @@ import { handleNotify, handlePublish } from "./transports/http/publish-routes.js
 import { registerCommandRoutes } from "./transports/http/command-routes.js";
 import { registerAdminRoutes } from "./transports/http/admin-routes.js";
 import { redactStoreUrl } from "./stores/open-store.js";
+import { listenFailed } from "./transports/http/listen-errors.js";
 import { WebSocketTransport } from "./transports/websocket/index.js";
 import { registerCommandHandlers } from "./transports/websocket/command-handlers.js";
 import { handleEvents } from "./transports/sse/events-route.js";
@@ -192,9 +193,10 @@ export class TidingsServer implements ServerContext {
 
   async listen(port = this.bus.options.port, host = this.bus.options.host): Promise<AddressInfo> {
     await new Promise<void>((resolve, reject) => {
-      this.http.once("error", reject);
+      const fail = (e: NodeJS.ErrnoException): void => reject(listenFailed(e, host, port));
+      this.http.once("error", fail);
       this.http.listen(port, host, () => {
-        this.http.off("error", reject);
+        this.http.off("error", fail);
         resolve();
       });
     });

@@ -90,11 +90,3 @@ function stringList(v: unknown): string[] {
   return v as string[];
 }
 
-/** Parses "1h", "30m", "45s", "2d" or a number of seconds. */
-export function parseDuration(text: string): number {
-  const m = /^(\d+)\s*([smhd]?)$/.exec(text.trim());
-  if (!m) throw new TidingsError("TIDINGS_ERR_REQUEST_INVALID", `Invalid duration ${JSON.stringify(text)}: use e.g. 90s, 30m, 1h, 2d.`);
-  const n = Number(m[1]);
-  const unit = m[2] || "s";
-  return n * { s: 1, m: 60, h: 3600, d: 86400 }[unit as "s" | "m" | "h" | "d"];
-}

@@ -1,6 +1,6 @@
 import type { Command } from "commander";
 import type { CommandView } from "../protocol/commands.js";
-import { parseDurationMs } from "./config.js";
+import { cliSeconds } from "./durations.js";
 import { addRemoteOptions, CliError, closeConnections, replyError, requestJson, resolveRemote, type Remote } from "./remote.js";
 
 function commandsUrl(remote: Remote, path = ""): string {
@@ -16,20 +16,10 @@ export function parseArg(text: string): unknown {
   }
 }
 
-/** A duration flag in seconds: `30s`, `5m`, `1h`, or a bare number of seconds. */
-function seconds(text: string, where: string): number {
-  if (/^\d+(\.\d+)?$/.test(text.trim())) return Number(text);
-  try {
-    return parseDurationMs(text, where) / 1000;
-  } catch (e) {
-    throw new CliError((e as Error).message, 2);
-  }
-}
-
 function waitSeconds(value: unknown, where: string): number | null {
   if (value === undefined || value === false) return null;
   if (value === true) return 30;
-  return seconds(String(value), where);
+  return cliSeconds(String(value), where);
 }
 
 /** `<id>  <state>  <address>.<method>(args)`, then the result or error when final. */
@@ -42,9 +32,15 @@ export function formatCommand(c: CommandView): string {
   return `${lines.join("\n")}\n`;
 }
 
-/** Exit code of a command shown after a wait: 0 succeeded (or not final yet), 1 failed, expired or cancelled. */
+/** Exit code after a wait ended by the command's outcome or by the wait's own end. */
+export const WAIT_EXIT = { succeeded: 0, failed: 1, pending: 3 } as const;
+
+const WAIT_HELP = "wait for the outcome: 90, 90s, 5m (default 30s); exits 0 if it succeeded, 1 if it failed, expired or was cancelled, 3 if it has no outcome yet when the wait ends";
+
+/** Exit code of a command shown after a wait: 0 succeeded, 1 failed, expired or cancelled, 3 no outcome yet. */
 function exitCodeOf(c: CommandView): number {
-  return c.state === "failed" || c.state === "expired" || c.state === "cancelled" ? 1 : 0;
+  if (c.state === "succeeded") return WAIT_EXIT.succeeded;
+  return c.state === "failed" || c.state === "expired" || c.state === "cancelled" ? WAIT_EXIT.failed : WAIT_EXIT.pending;
 }
 
 function print(c: CommandView, json: boolean): void {
@@ -64,10 +60,10 @@ export function registerCommandCli(program: Command): void {
     .argument("<method>", "the method the client exposes")
     .argument("[args...]", "arguments, each JSON (3, true, {\"a\":1}) or else a string")
     .option("--args <json>", "all arguments as one JSON array (instead of positional ones)")
-    .option("--timeout <duration>", "deadline from now: 30s, 5m, 1h")
+    .option("--timeout <duration>", "deadline from now: 90, 30s, 5m, 1h")
     .option("--deadline <date>", "absolute deadline, ISO 8601")
     .option("--idempotency-key <key>", "sending again with the same key returns the first command")
-    .option("--wait [duration]", "wait for the outcome (default 30s); exit 1 unless it succeeded")
+    .option("--wait [duration]", WAIT_HELP)
     .option("--json", "print the command as JSON");
   addRemoteOptions(send).action(async (address: string, method: string, positional: string[], flags: Record<string, unknown>) => {
     const remote = await resolveRemote(flags);
@@ -83,7 +79,7 @@ export function registerCommandCli(program: Command): void {
       address,
       method,
       args,
-      ...(typeof flags.timeout === "string" ? { timeout: seconds(flags.timeout, "--timeout") } : {}),
+      ...(typeof flags.timeout === "string" ? { timeout: cliSeconds(flags.timeout, "--timeout") } : {}),
       ...(typeof flags.deadline === "string" ? { deadline: flags.deadline } : {}),
       ...(typeof flags.idempotencyKey === "string" ? { idempotency_key: flags.idempotencyKey } : {}),
     };
@@ -98,7 +94,7 @@ export function registerCommandCli(program: Command): void {
     .command("get")
     .description("show a command; with --wait, once it has an outcome")
     .argument("<id>", "the command id")
-    .option("--wait [duration]", "wait for the outcome (default 30s); exit 1 unless it succeeded")
+    .option("--wait [duration]", WAIT_HELP)
     .option("--json", "print the command as JSON");
   addRemoteOptions(get).action(async (id: string, flags: Record<string, unknown>) => {
     const remote = await resolveRemote(flags);

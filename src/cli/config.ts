@@ -2,6 +2,10 @@ import { readFileSync } from "node:fs";
 import { Option, type Command } from "commander";
 import { DEFAULTS, type TidingsOptionsInput } from "../options.js";
 import { TidingsError } from "../errors.js";
+import { formatBytes, formatDuration, parseBytes, parseDurationMs } from "../units.js";
+import { checkAccessRules, checkDatabases } from "../options-check.js";
+
+export { formatBytes, formatDuration, parseBytes, parseDurationMs };
 
 /**
  * The CLI's view of the server options: every option of TidingsOptions, reachable as a
@@ -149,33 +153,6 @@ function configError(message: string): never {
   throw new TidingsError("TIDINGS_ERR_CONFIG", message);
 }
 
-const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
-
-/**
- * "250ms", "300s", "5m", "1h", "2d" → milliseconds. A bare number is ambiguous in a flag or
- * an environment variable (seconds? milliseconds?) and is refused there, except 0; in a
- * config file, whose keys end in Ms, it is milliseconds.
- */
-export function parseDurationMs(text: string, where: string, bareIsMs = false): number {
-  const m = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?$/.exec(text.trim());
-  if (!m) configError(`${where}: invalid duration ${JSON.stringify(text)}; use e.g. 500ms, 30s, 5m, 1h.`);
-  const n = Number(m[1]);
-  if (m[2] === undefined && n !== 0 && !bareIsMs) {
-    configError(`${where}: ${JSON.stringify(text)} needs a unit; write ${text}s or ${text}ms.`);
-  }
-  return Math.round(n * DURATION_UNITS[m[2] ?? "ms"]!);
-}
-
-const BYTE_UNITS: Record<string, number> = { "": 1, b: 1, k: 1024, kb: 1024, kib: 1024, m: 1024 ** 2, mb: 1024 ** 2, mib: 1024 ** 2, g: 1024 ** 3, gb: 1024 ** 3, gib: 1024 ** 3 };
-
-/** "65536", "64KiB", "4MiB", "1mb" → bytes (units are powers of 1024). */
-export function parseBytes(text: string, where: string): number {
-  const m = /^(\d+(?:\.\d+)?)\s*([a-z]*)$/i.exec(text.trim());
-  const unit = m?.[2]?.toLowerCase() ?? "";
-  if (!m || BYTE_UNITS[unit] === undefined) configError(`${where}: invalid size ${JSON.stringify(text)}; use e.g. 65536, 64KiB, 4MiB.`);
-  return Math.round(Number(m[1]) * BYTE_UNITS[unit]!);
-}
-
 function parseInteger(text: string, where: string): number {
   if (!/^\d+$/.test(text.trim())) configError(`${where}: ${JSON.stringify(text)} is not a non-negative integer.`);
   return Number(text.trim());
@@ -233,7 +210,7 @@ function checkLevel(value: unknown, where: string): string {
 
 /** A config-file value → the option's value: numbers as in TidingsOptions, or strings with units. */
 function fromFile(spec: OptionSpec, value: unknown, where: string): unknown {
-  if (typeof value === "string" && spec.kind === "duration") return parseDurationMs(value, where, true);
+  if (typeof value === "string" && spec.kind === "duration") return parseDurationMs(value, where, "milliseconds");
   if (typeof value === "string" && spec.kind === "bytes") return parseBytes(value, where);
   const ok: Record<OptionKind, (v: unknown) => boolean> = {
     string: (v) => typeof v === "string",
@@ -247,6 +224,9 @@ function fromFile(spec: OptionSpec, value: unknown, where: string): unknown {
     databases: (v) => Array.isArray(v) || (typeof v === "object" && v !== null),
   };
   if (!ok[spec.kind](value)) configError(`${where}: ${JSON.stringify(value)} is not a valid ${spec.kind}.`);
+  // The file's own path in the sentence: `tidings.json: accessRules[0]: unknown key "channel"…`.
+  if (spec.key === "accessRules") checkAccessRules(value, where);
+  if (spec.key === "databases") checkDatabases(value, where);
   if (spec.kind === "level") checkLevel(value, where);
   return value;
 }
@@ -349,20 +329,6 @@ function defaultText(spec: OptionSpec): string {
   if (spec.kind === "databases") return Object.keys(value as object).join(",");
   if (value === "") return "none";
   return Array.isArray(value) ? value.join(",") || "none" : String(value);
-}
-
-export function formatDuration(ms: number): string {
-  for (const unit of ["d", "h", "m", "s"]) {
-    const size = DURATION_UNITS[unit]!;
-    if (ms > 0 && ms % size === 0) return `${ms / size}${unit}`;
-  }
-  return `${ms}ms`;
-}
-
-export function formatBytes(n: number): string {
-  if (n > 0 && n % 1024 ** 2 === 0) return `${n / 1024 ** 2}MiB`;
-  if (n > 0 && n % 1024 === 0) return `${n / 1024}KiB`;
-  return String(n);
 }
 
 function placeholder(kind: OptionKind): string {

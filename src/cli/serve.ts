@@ -1,6 +1,7 @@
 import type { Command } from "commander";
 import { createLogger } from "../logger.js";
-import { resolveOptions } from "../options.js";
+import { resolveOptions, type TidingsOptions } from "../options.js";
+import { redactStoreUrl } from "../stores/open-store.js";
 import { createServer } from "../server.js";
 import { addServerOptions, loadOptionsInput } from "./config.js";
 
@@ -18,6 +19,8 @@ export function registerServe(program: Command): void {
     const logger = createLogger(options.logLevel);
     const server = await createServer({ ...input, logger });
     await server.listen();
+    // One line for the person who started it; the JSON logs (stdout) say the same for machines.
+    process.stderr.write(`${startupLine(server.url, options)}\n`);
 
     let stopping = false;
     const stop = (signal: NodeJS.Signals): void => {
@@ -41,4 +44,15 @@ export function registerServe(program: Command): void {
     process.on("SIGTERM", stop);
     process.on("SIGINT", stop);
   });
+}
+
+/** `tidings listening on http://127.0.0.1:8080 · store sqlite:./data/tidings.db · databases tidings · admin page http://127.0.0.1:8080/admin` */
+export function startupLine(url: string, options: TidingsOptions): string {
+  const names = Object.keys(options.databases).map((d) => (d === "*" ? "* (any name)" : d));
+  return [
+    `tidings listening on ${url}`,
+    `store ${redactStoreUrl(options.store)}`,
+    `databases ${names.join(", ")}`,
+    `admin page ${url}/admin`,
+  ].join(" · ");
 }

@@ -1,6 +1,9 @@
 import type { Store } from "./store.js";
 import { TidingsError } from "../errors.js";
 import { MemoryStore } from "./memory/index.js";
+import { invalidStoreUrl } from "./store-errors.js";
+
+export { redactStoreUrl } from "./store-errors.js";
 
 /**
  * Picks an engine by URL: `memory:`, `sqlite:<path>` (a file; `sqlite::memory:` for a
@@ -8,6 +11,15 @@ import { MemoryStore } from "./memory/index.js";
  * Engines load on demand so that an installation uses only the driver it needs.
  */
 export async function openStoreUrl(url: string): Promise<Store> {
+  try {
+    return await storeForUrl(url);
+  } catch (e) {
+    // new URL() and the drivers throw TypeError / URIError on a malformed URL.
+    throw e instanceof TidingsError ? e : invalidStoreUrl(url, e);
+  }
+}
+
+async function storeForUrl(url: string): Promise<Store> {
   if (url === "memory:" || url === "memory") return new MemoryStore();
   if (url.startsWith("sqlite:")) {
     const { SqliteStore } = await import("./sqlite/index.js");
@@ -31,9 +43,4 @@ export async function openStoreUrl(url: string): Promise<Store> {
     "TIDINGS_ERR_CONFIG",
     `Unknown store ${JSON.stringify(url)}: use memory:, sqlite:<path>, postgres://… or redis://…`,
   );
-}
-
-/** Where a URL keeps its secrets, masked for logs. */
-export function redactStoreUrl(url: string): string {
-  return url.replace(/\/\/([^:@/]+):([^@/]+)@/, "//$1:***@");
 }

@@ -25,18 +25,43 @@ export interface CliResult {
   readonly stderr: string;
 }
 
-/** Runs `tidings <args>` to completion. */
-export function runCli(args: readonly string[], opts: { env?: Record<string, string>; input?: string } = {}): Promise<CliResult> {
+export interface RunOptions {
+  env?: Record<string, string>;
+  input?: string;
+  /** Killed, and the promise rejected, past this. @default 60_000 */
+  timeoutMs?: number;
+}
+
+/** Runs `tidings <args>` to completion, or kills it and rejects past the deadline. */
+export function runCli(args: readonly string[], opts: RunOptions = {}): Promise<CliResult> {
+  const timeoutMs = opts.timeoutMs ?? 60_000;
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [CLI, ...args], { env: cleanEnv(opts.env), stdio: ["pipe", "pipe", "pipe"] });
     let stdout = "";
     let stderr = "";
+    const timer = setTimeout(() => {
+      child.kill("SIGKILL");
+      reject(new Error(`tidings ${args.join(" ")} did not exit within ${timeoutMs} ms; stderr: ${stderr}`));
+    }, timeoutMs);
     child.stdout.on("data", (c: Buffer) => (stdout += c.toString()));
     child.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
-    child.on("error", reject);
-    child.on("close", (code) => resolve({ code, stdout, stderr }));
+    child.on("error", (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
+    child.on("close", (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
     child.stdin.end(opts.input ?? "");
   });
+}
+
+/** Runs `tidings <args>`, which must exit 0; resolves with its stdout, trimmed. */
+export async function runCliOk(args: readonly string[], opts: RunOptions = {}): Promise<string> {
+  const res = await runCli(args, opts);
+  if (res.code !== 0) throw new Error(`tidings ${args.join(" ")} exited with ${res.code}: ${res.stderr}`);
+  return res.stdout.trim();
 }
 
 /** A running `tidings serve`, its JSON log lines, and how to stop it. */
@@ -51,8 +76,8 @@ export interface Served {
 /** The metrics token every served test process gets: /metrics needs credentials by default. */
 export const METRICS_TOKEN = "metrics-token-of-the-cli-tests";
 
-/** Starts `tidings serve <args>` on a free port and resolves once it logs "tidings listening". */
-export function serve(args: readonly string[], env: Record<string, string> = {}): Promise<Served> {
+/** Starts `tidings serve <args>` on a free port and resolves once it logs "tidings listening" (within `timeoutMs`). */
+export function serve(args: readonly string[], env: Record<string, string> = {}, timeoutMs = 60_000): Promise<Served> {
   const child = spawn(process.execPath, [CLI, "serve", "--port", "0", ...args], {
     env: cleanEnv({ TIDINGS_METRICS_TOKEN: METRICS_TOKEN, ...env }),
     stdio: ["ignore", "pipe", "pipe"],
@@ -62,6 +87,10 @@ export function serve(args: readonly string[], env: Record<string, string> = {})
   let stderr = "";
   child.stderr!.on("data", (c: Buffer) => (stderr += c.toString()));
   return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill("SIGKILL");
+      reject(new Error(`tidings serve did not listen within ${timeoutMs} ms: ${stderr}`));
+    }, timeoutMs);
     createInterface({ input: child.stdout! }).on("line", (line) => {
       let entry: Record<string, unknown>;
       try {
@@ -71,6 +100,7 @@ export function serve(args: readonly string[], env: Record<string, string> = {})
       }
       logs.push(entry);
       if (entry.msg === "tidings listening") {
+        clearTimeout(timer);
         resolve({
           child,
           url: `http://127.0.0.1:${entry.port as number}`,
@@ -82,16 +112,21 @@ export function serve(args: readonly string[], env: Record<string, string> = {})
         });
       }
     });
-    void exited.then((code) => reject(new Error(`tidings serve exited with ${code} before listening: ${stderr}`)));
+    void exited.then((code) => {
+      clearTimeout(timer);
+      reject(new Error(`tidings serve exited with ${code} before listening: ${stderr}`));
+    });
   });
 }
 
-/** Resolves when the server's parked-poll gauge reaches `n` (polls are parked, not in flight). */
-export async function parkedPolls(url: string, n: number): Promise<void> {
+/** Resolves when the server's parked-poll gauge reaches `n` (polls are parked, not in flight); rejects past `timeoutMs`. */
+export async function parkedPolls(url: string, n: number, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const text = await (await fetch(`${url}/metrics`, { headers: { authorization: `Bearer ${METRICS_TOKEN}` } })).text();
+    const text = await (await fetch(`${url}/metrics`, { headers: { authorization: `Bearer ${METRICS_TOKEN}` }, signal: AbortSignal.timeout(timeoutMs) })).text();
     const m = /^tidings_parked_polls (\d+)/m.exec(text);
     if (m && Number(m[1]) >= n) return;
+    if (Date.now() > deadline) throw new Error(`${n} parked poll(s) expected within ${timeoutMs} ms; the gauge says ${m?.[1] ?? "nothing"}`);
     await new Promise((r) => setTimeout(r, 20));
   }
 }
@@ -104,4 +139,13 @@ export async function post(url: string, token: string, body: unknown): Promise<{
     body: JSON.stringify(body),
   });
   return { status: res.status, body: (await res.json()) as unknown };
+}
+
+/** `promise`, or a rejection naming `what` past `ms`. */
+export function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} did not happen within ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
 }

@@ -2,7 +2,7 @@ import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { distIsFresh } from "../../scripts/dist-state.mjs";
-import { post, runCli, serve, tempDir, type Served } from "./cli-process.js";
+import { post, runCli, runCliOk, serve, tempDir, type Served } from "./cli-process.js";
 
 // `npm install` builds dist/; a checkout edited since then runs from source (tested everywhere else).
 const skip = distIsFresh() ? false : "dist/ is missing or older than src/: run `npm run build`";
@@ -27,7 +27,7 @@ describe("the compiled tree (dist/)", { skip }, () => {
   it("serves the SQLite store (its SQL files travel with it) and the admin page", async () => {
     const published = await runCli(["publish", "--url", server!.url, "--data-dir", dir.path, "--db", "test", "--channel", "user:3", '{"type":"built"}']);
     assert.equal(published.code, 0, published.stderr);
-    const token = (await runCli(["token", "--data-dir", dir.path, "--db", "test", "--user", "3"])).stdout.trim();
+    const token = await runCliOk(["token", "--data-dir", dir.path, "--db", "test", "--user", "3"]);
     const res = await post(`${server!.url}/test/bus`, token, { last_message: null, channels: ["user:3"] });
     assert.deepEqual(res.body, { channel: "user:3", message: { message_id: published.stdout.trim(), type: "built" } });
     const admin = await fetch(`${server!.url}/admin`);

@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { DEFAULTS, resolveOptions } from "../../src/options.js";
 import { loadOptionsInput, OPTION_SPECS } from "../../src/cli/config.js";
 import { TidingsError } from "../../src/errors.js";
-import { post, runCli, serve, tempDir } from "./cli-process.js";
+import { post, runCliOk, serve, tempDir } from "./cli-process.js";
 
 describe("configuration: flags > TIDINGS_* > config file > defaults", () => {
   const dir = tempDir();
@@ -101,7 +101,7 @@ describe("configuration: flags > TIDINGS_* > config file > defaults", () => {
     const fromFlag = await serve(["--databases", "flagdb"], env);
     t.after(() => fromFlag.stop("SIGKILL"));
     const publish = async (url: string, db: string) => {
-      const token = (await runCli(["token", "--secret", secret, "--db", db, "--user", "1", "--role", "publisher"])).stdout.trim();
+      const token = await runCliOk(["token", "--secret", secret, "--db", db, "--user", "1", "--role", "publisher"]);
       return (await post(`${url}/${db}/publish`, token, { channel: "c", message: { type: "t" } })).status;
     };
     assert.deepEqual([await publish(fromEnv.url, "envdb"), await publish(fromEnv.url, "filedb")], [200, 404]);

@@ -2,7 +2,7 @@ import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { parkedPolls, post, runCli, serve, tempDir, type Served } from "./cli-process.js";
+import { parkedPolls, post, runCli, runCliOk, serve, tempDir, type Served } from "./cli-process.js";
 
 describe("tidings serve", () => {
   const dir = tempDir();
@@ -43,8 +43,8 @@ describe("tidings serve", () => {
   });
 
   it("refuses a token signed with another secret", async () => {
-    const minted = await runCli(["token", "--secret", "x".repeat(40), "--db", "test", "--user", "7"]);
-    const res = await post(`${server!.url}/test/bus`, minted.stdout.trim(), { last_message: null, channels: [] });
+    const minted = await runCliOk(["token", "--secret", "x".repeat(40), "--db", "test", "--user", "7"]);
+    const res = await post(`${server!.url}/test/bus`, minted, { last_message: null, channels: [] });
     assert.equal(res.status, 401);
     assert.equal((res.body as { error: { code: string } }).error.code, "TIDINGS_ERR_AUTH_INVALID");
   });
@@ -60,12 +60,10 @@ describe("tidings serve shutdown", () => {
       dir.remove();
     });
     const publish = (body: string) =>
-      runCli(["publish", "--url", server.url, "--data-dir", dir.path, "--db", "test", "--channel", "user:7", body]);
-    const first = await publish('{"type":"first"}');
-    const second = await publish('{"type":"second","n":2}');
-    assert.equal(second.code, 0, second.stderr);
-    const [id1, id2] = [first.stdout.trim(), second.stdout.trim()];
-    const token = (await runCli(["token", "--data-dir", dir.path, "--db", "test", "--user", "7"])).stdout.trim();
+      runCliOk(["publish", "--url", server.url, "--data-dir", dir.path, "--db", "test", "--channel", "user:7", body]);
+    const id1 = await publish('{"type":"first"}');
+    const id2 = await publish('{"type":"second","n":2}');
+    const token = await runCliOk(["token", "--data-dir", dir.path, "--db", "test", "--user", "7"]);
 
     const parked = post(`${server.url}/test/bus`, token, { last_message: id2, channels: ["user:7"] });
     await parkedPolls(server.url, 1);

@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { verifyToken } from "../../src/auth/tokens.js";
-import { runCli, tempDir } from "./cli-process.js";
+import { runCli, runCliOk, tempDir } from "./cli-process.js";
 
 const SECRET = "cli-test-secret-cli-test-secret-0123456789";
 
@@ -30,11 +30,11 @@ describe("tidings token", () => {
   });
 
   it("takes the secret from TIDINGS_SECRET, and --secret over it", async () => {
-    const fromEnv = await runCli(["token", "--db", "erp", "--user", "1"], { env: { TIDINGS_SECRET: SECRET } });
-    assert.equal((await verifyToken(SECRET, fromEnv.stdout.trim())).user, "1");
+    const fromEnv = await runCliOk(["token", "--db", "erp", "--user", "1"], { env: { TIDINGS_SECRET: SECRET } });
+    assert.equal((await verifyToken(SECRET, fromEnv)).user, "1");
     const other = "another-secret-another-secret-0123456789";
-    const fromFlag = await runCli(["token", "--secret", other, "--db", "erp", "--user", "2"], { env: { TIDINGS_SECRET: SECRET } });
-    assert.equal((await verifyToken(other, fromFlag.stdout.trim())).user, "2");
+    const fromFlag = await runCliOk(["token", "--secret", other, "--db", "erp", "--user", "2"], { env: { TIDINGS_SECRET: SECRET } });
+    assert.equal((await verifyToken(other, fromFlag)).user, "2");
   });
 
   it("finds the secret file of the data directory (flag, env or config file)", async () => {

@@ -52,7 +52,7 @@ describe("tidings command", () => {
     assert.deepEqual(c.args, [{ layout: 2 }]);
 
     const waited = await runCli(["command", "get", ...remote, c.id, "--wait", "0.1"]);
-    assert.equal(waited.code, 0, "not final yet is not a failure");
+    assert.equal(waited.code, 3, "no outcome when the wait ended: exit 3, as --help says");
     assert.equal(waited.stdout, `${c.id}  pending  bot:nobody reconfigure({"layout":2})  attempts=0\n`);
 
     const cancelled = await runCli(["command", "cancel", ...remote, c.id]);

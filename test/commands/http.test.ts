@@ -7,9 +7,13 @@ import assert from "node:assert/strict";
 import type { TidingsServer } from "../../src/server.js";
 import { request, startServer, token } from "../helpers/server.js";
 
-/** Resolves once `cond` holds, checking on each turn of the event loop. */
-async function until(cond: () => boolean): Promise<void> {
-  while (!cond()) await new Promise((r) => setTimeout(r, 1));
+/** Resolves once `cond` holds, checking on each turn of the event loop; fails after `ms`. */
+async function until(cond: () => boolean, ms = 10_000): Promise<void> {
+  const deadline = performance.now() + ms;
+  while (!cond()) {
+    if (performance.now() > deadline) throw new Error(`condition not met within ${ms} ms`);
+    await new Promise((r) => setTimeout(r, 1));
+  }
 }
 
 const ISO = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;

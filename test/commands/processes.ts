@@ -40,18 +40,24 @@ export class NodeProcess {
     return new NodeProcess(child);
   }
 
-  /** Resolves with the first event (past or future) for which `match` holds; rejects if the process exits first. */
-  waitFor(match: (e: Event) => boolean, what = "an event"): Promise<Event> {
+  /** Resolves with the first event (past or future) for which `match` holds; rejects if the process exits first or past `timeoutMs`. */
+  waitFor(match: (e: Event) => boolean, what = "an event", timeoutMs = 30_000): Promise<Event> {
     return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.waiters.delete(check);
+        reject(new Error(`no ${what} within ${timeoutMs} ms; stderr:\n${this.stderr}`));
+      }, timeoutMs);
       const check = (): boolean => {
         const found = this.events.find(match);
         if (found !== undefined) {
           this.waiters.delete(check);
+          clearTimeout(timer);
           resolve(found);
           return true;
         }
         if (this.child.exitCode !== null || this.child.signalCode !== null) {
           this.waiters.delete(check);
+          clearTimeout(timer);
           reject(new Error(`process exited before ${what}; stderr:\n${this.stderr}`));
           return true;
         }
@@ -72,7 +78,11 @@ export class NodeProcess {
 
   async kill(signal: NodeJS.Signals = "SIGKILL"): Promise<void> {
     if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill(signal);
-    await this.exited;
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`the process did not exit within 30 s of ${signal}`)), 30_000);
+    });
+    await Promise.race([this.exited, late]).finally(() => clearTimeout(timer));
   }
 }
 

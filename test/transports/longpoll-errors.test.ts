@@ -253,12 +253,20 @@ describe("long-poll and publish: bad requests", () => {
         400,
         errorBody("TIDINGS_ERR_MESSAGE_INVALID", 'A message needs a "type": a string of 1 to 100 characters.'),
       );
-      await expectError(await publishRaw({ message: { type: "t" } }), 400, errorBody("TIDINGS_ERR_CHANNEL_INVALID", "A channel must be a string."));
+      const SHAPE = '{"channel": "...", "message": {"type": "...", ...}} or {"messages": [{"channel", "message"}, ..]}';
+      await expectError(await publishRaw({ message: { type: "t" } }), 400, errorBody("TIDINGS_ERR_REQUEST_INVALID", `The body has no "channel" field: send ${SHAPE}.`));
+      await expectError(await publishRaw({ channel: "room-1", type: "t" }), 400, errorBody("TIDINGS_ERR_REQUEST_INVALID", `The body has no "message" field: send ${SHAPE}.`));
+      await expectError(await publishRaw({ channel: 5, message: { type: "t" } }), 400, errorBody("TIDINGS_ERR_CHANNEL_INVALID", "A channel must be a string."));
       await expectError(await publishRaw({ messages: [] }), 400, errorBody("TIDINGS_ERR_REQUEST_INVALID", "messages must be a non-empty list of {channel, message}."));
-      await expectError(await publishRaw({ messages: [5] }), 400, errorBody("TIDINGS_ERR_REQUEST_INVALID", "messages[0] must be {channel, message}."));
+      await expectError(await publishRaw({ messages: [5] }), 400, errorBody("TIDINGS_ERR_REQUEST_INVALID", `messages[0] must be a JSON object: ${SHAPE}.`));
+      await expectError(
+        await publishRaw({ messages: [{ channel: "r", message: { type: "t" } }, { channel: "r" }] }),
+        400,
+        errorBody("TIDINGS_ERR_REQUEST_INVALID", `messages[1] has no "message" field: send ${SHAPE}.`),
+      );
       const many = Array.from({ length: 51 }, () => ({ channel: "r", message: { type: "t" } }));
       await expectError(await publishRaw({ messages: many }), 400, errorBody("TIDINGS_ERR_REQUEST_INVALID", "At most 50 messages per publish."));
-      await expectError(await publishRaw([1]), 400, errorBody("TIDINGS_ERR_REQUEST_INVALID", "The body must be a JSON object."));
+      await expectError(await publishRaw([1]), 400, errorBody("TIDINGS_ERR_REQUEST_INVALID", `The body must be a JSON object: ${SHAPE}.`));
     });
   });
 });

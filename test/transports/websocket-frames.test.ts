@@ -94,7 +94,7 @@ describe("WebSocket: rohrpost frames", () => {
       assert.deepEqual(await pub.request({ id: 5, type: "publish", data: [] }), {
         id: 5,
         type: "publish",
-        error: 'publish needs {"channel", "message"} or {"messages": [{"channel", "message"}, ..]}.',
+        error: 'The publish data must be a JSON object: {"channel": "...", "message": {"type": "...", ...}} or {"messages": [{"channel", "message"}, ..]}.',
         data: CODE("TIDINGS_ERR_REQUEST_INVALID"),
       });
     } finally {

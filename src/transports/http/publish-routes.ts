@@ -2,8 +2,7 @@ import type { ServerContext } from "./context.js";
 import type { RouteContext } from "./router.js";
 import { TidingsError } from "../../errors.js";
 import { canPublish, type Identity } from "../../core/identity.js";
-import { isPlainObject } from "../../core/messages.js";
-import type { PublishItem } from "../../core/bus.js";
+import { parsePublishBody } from "../../protocol/publish-body.js";
 import { readJsonBody } from "./body.js";
 import { sendJson } from "./respond.js";
 import type { Notification } from "../../core/notify.js";
@@ -23,20 +22,13 @@ async function publisher(server: ServerContext, ctx: RouteContext): Promise<{ db
  */
 export async function handlePublish(server: ServerContext, ctx: RouteContext): Promise<void> {
   const { db, body } = await publisher(server, ctx);
-  if (!isPlainObject(body)) throw new TidingsError("TIDINGS_ERR_REQUEST_INVALID", "The body must be a JSON object.");
-  if (body.messages !== undefined) {
-    if (!Array.isArray(body.messages) || body.messages.length === 0) {
-      throw new TidingsError("TIDINGS_ERR_REQUEST_INVALID", "messages must be a non-empty list of {channel, message}.");
-    }
-    const items: PublishItem[] = body.messages.map((m: unknown, i: number) => {
-      if (!isPlainObject(m)) throw new TidingsError("TIDINGS_ERR_REQUEST_INVALID", `messages[${i}] must be {channel, message}.`);
-      return { channel: m.channel as string, message: m.message };
-    });
-    const ids = await server.bus.publishMany(db, items);
+  const parsed = parsePublishBody(body);
+  if ("many" in parsed) {
+    const ids = await server.bus.publishMany(db, parsed.many);
     sendJson(ctx.res, 200, { message_ids: ids });
     return;
   }
-  const id = await server.bus.publish(db, body.channel as string, body.message);
+  const id = await server.bus.publish(db, parsed.one.channel, parsed.one.message);
   sendJson(ctx.res, 200, { message_id: id });
 }
 

@@ -1,7 +1,7 @@
+import { parsePublishBody } from "../../protocol/publish-body.js";
 import { validateChannel, validateChannelList } from "../../core/channels.js";
 import { canPublish, type Identity } from "../../core/identity.js";
 import { isPlainObject } from "../../core/messages.js";
-import type { PublishItem } from "../../core/bus.js";
 import { TidingsError } from "../../errors.js";
 import { parseSubscriptionSpec, type SubscriptionSpec } from "../../protocol/rohrpost.js";
 import type { ConnectionApi } from "./connection-api.js";
@@ -84,19 +84,7 @@ async function unsubscribe(conn: ConnectionApi, ctx: RequestContext): Promise<un
 async function publish(conn: ConnectionApi, ctx: RequestContext): Promise<unknown> {
   const who = ctx.requireIdentity();
   if (!canPublish(who)) throw new TidingsError("TIDINGS_ERR_ROLE_FORBIDDEN", "Publishing needs the publisher or admin role.");
-  const data = ctx.request.data;
-  if (!isPlainObject(data)) {
-    throw new TidingsError("TIDINGS_ERR_REQUEST_INVALID", 'publish needs {"channel", "message"} or {"messages": [{"channel", "message"}, ..]}.');
-  }
-  if (data.messages !== undefined) {
-    if (!Array.isArray(data.messages) || data.messages.length === 0) {
-      throw new TidingsError("TIDINGS_ERR_REQUEST_INVALID", "messages must be a non-empty list of {channel, message}.");
-    }
-    const items: PublishItem[] = data.messages.map((m: unknown, i: number) => {
-      if (!isPlainObject(m)) throw new TidingsError("TIDINGS_ERR_REQUEST_INVALID", `messages[${i}] must be {channel, message}.`);
-      return { channel: m.channel as string, message: m.message };
-    });
-    return { message_ids: await conn.bus.publishMany(conn.db, items) };
-  }
-  return { message_id: await conn.bus.publish(conn.db, data.channel as string, data.message) };
+  const parsed = parsePublishBody(ctx.request.data, "The publish data");
+  if ("many" in parsed) return { message_ids: await conn.bus.publishMany(conn.db, parsed.many) };
+  return { message_id: await conn.bus.publish(conn.db, parsed.one.channel, parsed.one.message) };
 }

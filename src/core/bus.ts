@@ -19,6 +19,7 @@ import { HandlerRegistry, type Handler } from "./handlers.js";
 import { CommandService, type SendOptions } from "../commands/service.js";
 import { createProxy, type CommandProxy } from "../commands/proxy.js";
 import { registerCommandHandlers } from "../commands/ws-handlers.js";
+import { ChangeService } from "./changes.js";
 
 export interface BusInput extends TidingsOptionsInput {
   /** A store instance (opened by the bus) or a store URL; defaults to `options.store`. */
@@ -49,6 +50,8 @@ export class Bus extends EventEmitter<BusEvents> {
   readonly handlers = new HandlerRegistry();
   /** Server-to-client commands (DESIGN §6): send, get, list, cancel, wait. */
   readonly commands: CommandService;
+  /** Model-change broadcasts (DESIGN §7): created, updated, deleted records to their groups. */
+  readonly changes: ChangeService;
   private readonly logs = new Map<string, DbLog>();
   private readonly combiners = new Map<string, AppendCombiner>();
   private readonly offAppend: () => void;
@@ -64,6 +67,7 @@ export class Bus extends EventEmitter<BusEvents> {
     super();
     this.access = new AccessControl(store, options.accessRules);
     this.commands = new CommandService(this);
+    this.changes = new ChangeService(this);
     registerCommandHandlers(this);
     // A wake-up is only a hint: the log re-reads the store after its head. A single-process
     // store needs none: this process made every append and hands it to the log directly.

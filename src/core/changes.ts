@@ -189,9 +189,16 @@ export class ChangeService {
 
   /** Several changes in one atomic, ordered batch; returns the message ids of all of them in order. */
   async publish(db: string, changes: readonly ChangeInput[], tx?: SqlHandle): Promise<string[]> {
-    const items = changes.flatMap((c, i) => this.toItems(c, changes.length > 1 ? i : undefined));
-    if (items.length === 0) return [];
-    return tx === undefined ? this.bus.publishMany(db, items) : publishManyInTransaction(this.bus, tx, db, items);
+    return (await this.publishEach(db, changes, tx)).flat();
+  }
+
+  /** `publish`, answering the message ids of each change (one per group; none when suppressed). */
+  async publishEach(db: string, changes: readonly ChangeInput[], tx?: SqlHandle): Promise<string[][]> {
+    const perChange = changes.map((c, i) => this.toItems(c, changes.length > 1 ? i : undefined));
+    const items = perChange.flat();
+    const ids = items.length === 0 ? [] : tx === undefined ? await this.bus.publishMany(db, items) : await publishManyInTransaction(this.bus, tx, db, items);
+    let at = 0;
+    return perChange.map((list) => ids.slice(at, (at += list.length)));
   }
 
   private send(db: string, change: ChangeInput, tx: SqlHandle | undefined): Promise<string[]> {

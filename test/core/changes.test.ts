@@ -7,70 +7,14 @@
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import postgres from "postgres";
-import { Redis } from "ioredis";
 import { Bus } from "../../src/core/bus.js";
 import { TidingsError, type ErrorCode } from "../../src/errors.js";
+import { POSTGRES_URL, storeEngines } from "../helpers/store-engines.js";
 
 const DB = "shop";
-const POSTGRES_URL = process.env.TIDINGS_TEST_POSTGRES_URL ?? "postgres://postgres@127.0.0.1:5432/test";
-const REDIS_URL = process.env.TIDINGS_TEST_REDIS_URL ?? "redis://127.0.0.1:6379";
-const tag = `${process.pid}_${randomBytes(4).toString("hex")}`;
-const pgSchema = `tidings_changes_${tag}`;
-const redisPrefix = `tidings-changes:${tag}:`;
-const sqliteDir = mkdtempSync(join(tmpdir(), "tidings-changes-"));
-
-async function pgReachable(): Promise<boolean> {
-  const probe = postgres(POSTGRES_URL, { max: 1, connect_timeout: 3, onnotice: () => {} });
-  try {
-    await probe`SELECT 1`;
-    return true;
-  } catch {
-    return false;
-  } finally {
-    await probe.end({ timeout: 1 });
-  }
-}
-
-async function redisReachable(): Promise<boolean> {
-  const probe = new Redis(REDIS_URL, { lazyConnect: true, connectTimeout: 1000, maxRetriesPerRequest: 0, retryStrategy: () => null });
-  probe.on("error", () => {});
-  try {
-    await probe.connect();
-    await probe.ping();
-    return true;
-  } catch {
-    return false;
-  } finally {
-    probe.disconnect();
-  }
-}
-
-const onCi = process.env.CI === "true";
-const engines = [
-  { name: "memory", url: "memory:", skip: false as string | false },
-  { name: "sqlite", url: `sqlite:${join(sqliteDir, "t.db")}`, skip: false as string | false },
-  { name: "postgres", url: `${POSTGRES_URL}?schema=${pgSchema}`, skip: onCi || (await pgReachable()) ? false : "PostgreSQL not reachable" },
-  { name: "redis", url: `${REDIS_URL}?prefix=${encodeURIComponent(redisPrefix)}`, skip: onCi || (await redisReachable()) ? false : "Redis not reachable" },
-];
-
-after(async () => {
-  rmSync(sqliteDir, { recursive: true, force: true });
-  if (!engines[2]!.skip) {
-    const sql = postgres(POSTGRES_URL, { max: 1, onnotice: () => {} });
-    await sql`DROP SCHEMA IF EXISTS ${sql(pgSchema)} CASCADE`;
-    await sql.end({ timeout: 5 });
-  }
-  if (!engines[3]!.skip) {
-    const r = new Redis(REDIS_URL);
-    const keys = await r.keys(`${redisPrefix}*`);
-    if (keys.length > 0) await r.del(...keys);
-    r.disconnect();
-  }
-});
+const { engines, cleanup } = await storeEngines("changes");
+after(cleanup);
 
 /** Every message on `channels`, parsed, in log order. */
 async function read(bus: Bus, channels: readonly string[]): Promise<Record<string, unknown>[]> {

@@ -1,5 +1,11 @@
 import type { Command } from "commander";
+import postgres from "postgres";
+import { isTidingsError } from "../errors.js";
+import { resolveOptions } from "../options.js";
 import { isChangeType } from "../protocol/changes.js";
+import { migrate } from "../stores/postgres/migrate.js";
+import { listWatched, unwatchTable, watchTable, type WatchedTable } from "../stores/postgres/watch.js";
+import { addConfigOption, loadOptionsInput } from "./config.js";
 import { addRemoteOptions, CliError, closeConnections, postJson, replyError, resolveRemote } from "./remote.js";
 import { readStdin } from "./stdin.js";
 
@@ -58,8 +64,80 @@ function registerPublish(changes: Command): void {
   });
 }
 
+/** Adds --store (and --config, where it can come from); the store must be PostgreSQL. */
+function addStoreOption(cmd: Command): Command {
+  return addConfigOption(cmd.option("--store <url>", "the PostgreSQL store tidings serves from, postgres://…?schema=… [TIDINGS_STORE]"));
+}
+
+/**
+ * Runs `work` on the store's PostgreSQL, its schema created or upgraded first. The
+ * catalogue's errors about the table (missing, no key, watched twice…) are bad usage: exit 2.
+ */
+async function withStore<T>(flags: Record<string, unknown>, work: (sql: postgres.Sql, schema: string) => Promise<T>): Promise<T> {
+  const { store } = resolveOptions(loadOptionsInput({ flags }));
+  if (!/^postgres(ql)?:\/\//.test(store)) {
+    throw new CliError(`Watching tables needs the PostgreSQL store: pass --store postgres://… (the store is ${JSON.stringify(store.split(":")[0])}).`, 2);
+  }
+  const url = new URL(store);
+  const schema = url.searchParams.get("schema") ?? "tidings";
+  url.searchParams.delete("schema");
+  const sql = postgres(url.toString(), { max: 1, onnotice: () => {}, connection: { application_name: "tidings-cli" } });
+  try {
+    await migrate(sql, schema);
+    return await work(sql, schema);
+  } catch (e) {
+    if (isTidingsError(e) && (e.code.startsWith("TIDINGS_ERR_CHANGE_") || e.code === "TIDINGS_ERR_DB_UNKNOWN")) throw new CliError(`${e.code}: ${e.message}`, 2);
+    throw e;
+  } finally {
+    await sql.end({ timeout: 5 });
+  }
+}
+
+function describeWatch(w: WatchedTable): string {
+  const columns = w.columns === null ? `object: ${w.keyColumns.join(",")}; updated_fields over every column` : `columns: ${w.columns.join(",")}`;
+  return `${w.table}${w.exists ? "" : " (dropped)"}  db=${w.db}  model=${w.model}  groups: ${w.groups.join(" ")}  ${columns}\n`;
+}
+
+function registerWatch(changes: Command): void {
+  const watch = changes
+    .command("watch")
+    .description("install triggers so that every insert, update and delete of a PostgreSQL table is broadcast, in the writing transaction")
+    .requiredOption("--table <schema.table>", "the application's table")
+    .requiredOption("--model <name>", "the model name of its records (default group: <model>-{<primary key>})")
+    .requiredOption("--db <name>", "the tidings database to publish in")
+    .option("--group <template...>", "group template over columns, e.g. 'invoice-{id}' (repeat for several)")
+    .option("--columns <list>", "comma-separated columns sent in object and compared for updated_fields (default: the key sent, every column compared)");
+  addStoreOption(watch).action(async (flags: Record<string, unknown>) => {
+    const groups = flags.group as string[] | undefined;
+    const columns = list(flags.columns);
+    const w = await withStore(flags, (sql, schema) =>
+      watchTable(sql, schema, {
+        table: flags.table as string,
+        db: flags.db as string,
+        model: flags.model as string,
+        ...(groups !== undefined ? { groups } : {}),
+        ...(columns !== undefined ? { columns } : {}),
+      }),
+    );
+    process.stdout.write(`watching ${describeWatch(w)}`);
+  });
+
+  const unwatch = changes.command("unwatch").description("remove the triggers of a watched table").requiredOption("--table <schema.table>", "the watched table");
+  addStoreOption(unwatch).action(async (flags: Record<string, unknown>) => {
+    await withStore(flags, (sql, schema) => unwatchTable(sql, schema, flags.table as string));
+    process.stdout.write(`unwatched ${String(flags.table)}\n`);
+  });
+
+  const ls = changes.command("list").description("show the watched tables").option("--json", "one JSON object per line");
+  addStoreOption(ls).action(async (flags: Record<string, unknown>) => {
+    const watched = await withStore(flags, (sql, schema) => listWatched(sql, schema));
+    process.stdout.write(watched.map((w) => (flags.json ? `${JSON.stringify(w)}\n` : describeWatch(w))).join(""));
+  });
+}
+
 /** `tidings changes …`: model-change broadcasts (docs/changes.md). */
 export function registerChangesCli(program: Command): void {
   const changes = program.command("changes").description("broadcast record changes: publish one, or watch PostgreSQL tables");
   registerPublish(changes);
+  registerWatch(changes);
 }

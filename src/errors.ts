@@ -22,6 +22,15 @@ export const ERRORS = {
   TIDINGS_ERR_MESSAGE_INVALID: { status: 400, message: "Invalid message." },
   TIDINGS_ERR_MESSAGE_TOO_LARGE: { status: 413, message: "The message is too large." },
   TIDINGS_ERR_NOTIFY_INVALID: { status: 400, message: "Invalid notification." },
+  // model-change broadcasts
+  TIDINGS_ERR_CHANGE_INVALID: { status: 400, message: "Invalid change." },
+  TIDINGS_ERR_CHANGE_MODEL_INVALID: { status: 400, message: "Invalid model name." },
+  TIDINGS_ERR_CHANGE_GROUP_INVALID: { status: 400, message: "Invalid group." },
+  TIDINGS_ERR_CHANGE_TABLE_UNKNOWN: { status: 404, message: "No such table." },
+  TIDINGS_ERR_CHANGE_TABLE_NO_KEY: { status: 400, message: "The table has no primary key." },
+  TIDINGS_ERR_CHANGE_COLUMN_UNKNOWN: { status: 400, message: "No such column in the table." },
+  TIDINGS_ERR_CHANGE_ALREADY_WATCHED: { status: 409, message: "The table is already watched." },
+  TIDINGS_ERR_CHANGE_NOT_WATCHED: { status: 404, message: "The table is not watched." },
   // auth
   TIDINGS_ERR_AUTH_REQUIRED: { status: 401, message: "Authentication required." },
   TIDINGS_ERR_AUTH_INVALID: { status: 401, message: "Invalid credentials." },

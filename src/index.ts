@@ -14,6 +14,15 @@ export { TidingsError, ERRORS, type ErrorCode } from "./errors.js";
 export type { Identity, Role } from "./core/identity.js";
 export type { AccessRule } from "./core/access.js";
 export type { Notification } from "./core/notify.js";
+export {
+  ChangeService,
+  type ModelOptions,
+  type GroupRule,
+  type ChangeOptions,
+  type UpdateOptions,
+  type ChangeInput,
+} from "./core/changes.js";
+export { CHANGE_MESSAGE_TYPE, type ChangeType, type ChangeObject, type ChangeData, type ChangeMessage } from "./protocol/changes.js";
 export type { Store, StoredMessage } from "./stores/store.js";
 export { MemoryStore } from "./stores/memory/index.js";
 export { openStoreUrl } from "./stores/open-store.js";

@@ -14,6 +14,7 @@ import { applyCors, handlePreflight } from "./transports/http/cors.js";
 import { sendError, sendJson } from "./transports/http/respond.js";
 import { handleBusPoll } from "./transports/http-longpoll/bus-route.js";
 import { handleNotify, handlePublish } from "./transports/http/publish-routes.js";
+import { handleChanges } from "./transports/http/change-routes.js";
 import { registerCommandRoutes } from "./transports/http/command-routes.js";
 import { registerAdminRoutes } from "./transports/http/admin-routes.js";
 import { redactStoreUrl } from "./stores/open-store.js";
@@ -150,6 +151,7 @@ export class TidingsServer implements ServerContext {
     r.add("POST", "/:db/bus", (ctx) => handleBusPoll(this, ctx));
     r.add("POST", "/:db/publish", (ctx) => handlePublish(this, ctx));
     r.add("POST", "/:db/notify", (ctx) => handleNotify(this, ctx));
+    r.add("POST", "/:db/changes", (ctx) => handleChanges(this, ctx));
     r.add("GET", "/:db/events", (ctx) => handleEvents(this, ctx));
     registerCommandRoutes(this, r);
     registerAdminRoutes(this, r);

@@ -8,6 +8,7 @@ import { registerPublish } from "./publish.js";
 import { registerNotify } from "./notify.js";
 import { registerTail } from "./tail.js";
 import { registerCommandCli } from "./command.js";
+import { registerChangesCli } from "./changes.js";
 
 const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string };
 
@@ -22,6 +23,7 @@ export function buildProgram(): Command {
   registerNotify(program);
   registerTail(program);
   registerCommandCli(program);
+  registerChangesCli(program);
   conciseUsageErrors(program, "tidings");
   return program;
 }

@@ -14,6 +14,7 @@ import { buildNotification, type Notification } from "./notify.js";
 import { poll, startPoll, type PollRequest, type PollSink } from "./poll.js";
 import { Stream, type StreamHandlers } from "./stream.js";
 import { HandlerRegistry, type Handler } from "./handlers.js";
+import { ChangeService } from "./changes.js";
 
 /** What the core runs on; `createBus` (src/bus.ts) and `createServer` build these. */
 export interface BusParts {
@@ -44,6 +45,8 @@ export class Bus extends EventEmitter<BusEvents> {
   readonly access: AccessControl;
   /** Application handlers of WebSocket requests, by rohrpost `type`. */
   readonly handlers = new HandlerRegistry();
+  /** Model-change broadcasts (DESIGN §7): created, updated, deleted records to their groups. */
+  readonly changes: ChangeService;
   private readonly logs = new Map<string, DbLog>();
   private readonly combiners = new Map<string, AppendCombiner>();
   private readonly offAppend: () => void;
@@ -62,6 +65,7 @@ export class Bus extends EventEmitter<BusEvents> {
     this.logger = logger;
     this.metrics = metrics;
     this.access = new AccessControl(store, options.accessRules);
+    this.changes = new ChangeService(this);
     // A wake-up is only a hint: the log re-reads the store after its head. A single-process
     // store needs none: this process made every append and hands it to the log directly.
     // An SQLite file may have other processes appending too: their appends come as hints.

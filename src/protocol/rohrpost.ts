@@ -5,6 +5,8 @@
  * No Node imports: the client SDK shares this file.
  */
 
+import { CHANGE_MESSAGE_TYPE, changePushData } from "./changes.js";
+
 /** A request's id: any JSON scalar, echoed untouched. */
 export type RequestId = string | number | boolean | null;
 
@@ -93,13 +95,15 @@ export function encodeError(
 /**
  * A message pushed to a subscribed channel, from its stored JSON text without re-encoding:
  * `{"type":"subscription-update","id":<message_id>,"data":{"group":<channel>,"message":{...}}}`.
+ * A model change (`messageType` "subscription-update", protocol/changes.ts) also carries
+ * rohrpost's `data.type`, `data.group` and `data.object`, where rohrpost-js applications read them.
  * The same text goes to every subscriber, so it is built once per message.
  */
-export function encodePush(channel: string, messageId: string, messageJson: string, gap = false): string {
-  return (
-    `{"type":"${PUSH_TYPE}","id":${JSON.stringify(messageId)},"data":{"group":${JSON.stringify(channel)},` +
-    `"message":${messageJson}${gap ? ',"gap":true' : ""}}}`
-  );
+export function encodePush(channel: string, messageId: string, messageJson: string, gap = false, messageType?: string): string {
+  const head = `{"type":"${PUSH_TYPE}","id":${JSON.stringify(messageId)},"data":`;
+  const change = messageType === CHANGE_MESSAGE_TYPE ? changePushData(channel, messageJson) : undefined;
+  if (change !== undefined) return `${head}${change}${gap ? ',"gap":true' : ""}}}`;
+  return `${head}{"group":${JSON.stringify(channel)},"message":${messageJson}${gap ? ',"gap":true' : ""}}}`;
 }
 
 /** A gap found while catching up, with no message after it on `channel` to carry `gap: true`. */

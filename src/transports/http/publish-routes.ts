@@ -7,7 +7,8 @@ import { readJsonBody } from "./body.js";
 import { sendJson } from "./respond.js";
 import type { Notification } from "../../core/notify.js";
 
-async function publisher(server: ServerContext, ctx: RouteContext): Promise<{ db: string; who: Identity; body: unknown }> {
+/** The database, the caller (publisher or admin role) and the JSON body of a publishing request. */
+export async function publisher(server: ServerContext, ctx: RouteContext): Promise<{ db: string; who: Identity; body: unknown }> {
   const db = ctx.params.db!;
   server.bus.log(db);
   // An application publishing over a keep-alive connection presents the same token each time.

@@ -37,7 +37,7 @@ export function pushFrame(m: StoredMessage): Buffer {
   if (m === lastMessage) return lastFrame!;
   let frame = pushFrames.get(m);
   if (frame === undefined) {
-    frame = frameText(encodePush(m.channel, m.id, m.json));
+    frame = frameText(encodePush(m.channel, m.id, m.json, false, m.type));
     pushFrames.set(m, frame);
   }
   lastMessage = m;

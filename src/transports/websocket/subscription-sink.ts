@@ -40,7 +40,7 @@ export class SubscriptionSink implements StreamSink {
   }
 
   message(m: StoredMessage, gap: boolean): void {
-    this.outbox.push(gap ? frameText(encodePush(m.channel, m.id, m.json, true)) : pushFrame(m), true);
+    this.outbox.push(gap ? frameText(encodePush(m.channel, m.id, m.json, true, m.type)) : pushFrame(m), true);
   }
 
   gap(channels: readonly string[]): void {

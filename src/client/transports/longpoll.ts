@@ -17,6 +17,8 @@ interface PollAnswer {
   readonly gap?: boolean;
 }
 
+/** A poll parked this long was accepted (credentials and channels are checked before parking). */
+const ACCEPTED_AFTER_MS = 250;
 /** Messages per answer (the `max_messages` batch extension). */
 const BATCH = 100;
 
@@ -49,15 +51,36 @@ export class LongPollTransport implements Transport {
     await this.ctx.tokens.current();
   }
 
-  async sync(plan: StreamPlan, sink: StreamSink): Promise<void> {
+  /**
+   * Resolves when the first poll of the plan is answered, or has been parked for
+   * ACCEPTED_AFTER_MS (the server checks credentials and channels before it parks a poll, so a
+   * parked poll was accepted); rejects when that poll is refused.
+   */
+  sync(plan: StreamPlan, sink: StreamSink): Promise<void> {
     const generation = ++this.generation;
     this.poll?.abort();
     this.poll = null;
-    if (plan.channels.length === 0) return;
-    void this.loop(generation, plan, sink);
+    if (plan.channels.length === 0) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      let settled = false;
+      const accept = (error?: Error): void => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        if (error === undefined) resolve();
+        else reject(error);
+      };
+      const timer = setTimeout(() => accept(), ACCEPTED_AFTER_MS);
+      const guarded: StreamSink = {
+        message: (c, m) => sink.message(c, m),
+        gap: (c) => sink.gap(c),
+        refused: (e) => (settled ? sink.refused(e) : accept(e)),
+      };
+      void this.loop(generation, plan, guarded, () => accept()).finally(() => accept());
+    });
   }
 
-  private async loop(generation: number, plan: StreamPlan, sink: StreamSink): Promise<void> {
+  private async loop(generation: number, plan: StreamPlan, sink: StreamSink, answered: () => void): Promise<void> {
     let cursor = plan.cursor;
     let refreshed = false;
     while (!this.finished && generation === this.generation) {
@@ -93,6 +116,7 @@ export class LongPollTransport implements Transport {
       }
       refreshed = false;
       if (generation !== this.generation || this.finished) return;
+      answered();
       if (answer.gap === true) sink.gap(null);
       const batch = answer.messages ?? (answer.channel !== null && answer.message !== null ? [{ channel: answer.channel, message: answer.message }] : []);
       for (const m of batch) {

@@ -16,6 +16,7 @@ import { handleBusPoll } from "./transports/http-longpoll/bus-route.js";
 import { handleNotify, handlePublish } from "./transports/http/publish-routes.js";
 import { registerCommandRoutes } from "./transports/http/command-routes.js";
 import { registerAdminRoutes } from "./transports/http/admin-routes.js";
+import { registerClientRoutes } from "./transports/http/client-routes.js";
 import { redactStoreUrl } from "./stores/open-store.js";
 import { WebSocketTransport } from "./transports/websocket/index.js";
 import { handleEvents } from "./transports/sse/events-route.js";
@@ -129,6 +130,7 @@ export class TidingsServer implements ServerContext {
     r.add("GET", "/:db/events", (ctx) => handleEvents(this, ctx));
     registerCommandRoutes(this, r);
     registerAdminRoutes(this, r);
+    registerClientRoutes(this, r);
   }
 
   /** Routes a request; not async, so a handler that answers synchronously pays for no promise. */

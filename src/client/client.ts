@@ -297,14 +297,15 @@ export class TidingsClient extends TypedEvents<TidingsClientEventMap> {
       let opened = false;
       try {
         await t.open();
-        opened = true;
         if (this.closed) {
           t.close("client closing");
           return;
         }
         this.live = t;
         const ok = await this.scheduleSync(t);
-        if (!ok) throw new Error("the first subscribe failed");
+        if (!ok) throw new Error(`${name}: the subscriptions could not be read`);
+        // Open and reading: from now on a failure is a drop, not a transport that does not work here.
+        opened = true;
         this.backoff.reset();
         failures = 0;
         this.emit("connected", { transport: name });

@@ -46,6 +46,8 @@ export interface CreateClientOptions {
   readonly livenessMs?: number;
   /** @default `/<db>/ws` */
   readonly wsPath?: string;
+  /** Long-polling: most messages per answer (`max_messages`, 1 to the server's `maxBatch`). @default 100 */
+  readonly longPollBatch?: number;
   /** The user whose notifications `onNotification` shows. @default the token's subject */
   readonly user?: string;
 }
@@ -148,6 +150,8 @@ export class TidingsClient extends TypedEvents<TidingsClientEventMap> {
       wsPath: options.wsPath ?? `/${encodeURIComponent(options.db)}/ws`,
       heartbeatMs: options.heartbeatMs ?? Math.min(15_000, Math.floor(livenessMs / 2)),
       livenessMs,
+      longPollBatch: options.longPollBatch ?? 100,
+      reportError: (e) => this.emit("error", e),
     };
     this.backoff = new Backoff(options.backoff?.baseMs ?? 250, options.backoff?.maxMs ?? 10_000);
     this.runner = new CommandRunner({

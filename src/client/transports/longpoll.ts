@@ -19,8 +19,6 @@ interface PollAnswer {
 
 /** A poll parked this long was accepted (credentials and channels are checked before parking). */
 const ACCEPTED_AFTER_MS = 250;
-/** Messages per answer (the `max_messages` batch extension). */
-const BATCH = 100;
 
 /**
  * Tryton's long-poll wire (`POST /<db>/bus`) with the batch extension, for networks where
@@ -92,7 +90,7 @@ export class LongPollTransport implements Transport {
         answer = (await requestJson(
           this.ctx,
           "bus",
-          { last_message: cursor, channels: plan.channels, max_messages: BATCH },
+          { last_message: cursor, channels: plan.channels, max_messages: this.ctx.longPollBatch },
           d.signal,
         )) as PollAnswer;
       } catch (e) {
@@ -108,6 +106,7 @@ export class LongPollTransport implements Transport {
             sink.refused(e);
             return;
           }
+          if (AUTH_CODES.has(e.code)) this.ctx.reportError(e);
         }
         this.finish(e instanceof RemoteError ? Number(e.details.status ?? 0) : 0, `poll failed: ${(e as Error).message}`);
         return;

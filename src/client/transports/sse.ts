@@ -83,6 +83,7 @@ export class SseTransport implements Transport {
       }
       const error = remoteError(res.status, json);
       if (AUTH_CODES.has(error.code)) {
+        this.ctx.reportError(error);
         // A fresh token next time; this connection is over.
         await this.ctx.tokens.refresh().catch(() => undefined);
         this.finish(res.status, `${error.code}: ${error.message}`);

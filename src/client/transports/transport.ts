@@ -44,6 +44,10 @@ export interface TransportContext {
   readonly heartbeatMs: number;
   /** Nothing heard for this long means the connection is dead (half-open), whatever the transport. */
   readonly livenessMs: number;
+  /** Long-polling: messages per answer (`max_messages`). */
+  readonly longPollBatch: number;
+  /** Reports a refusal the client should hear about (credentials refused) besides the drop that follows. */
+  readonly reportError: (error: Error) => void;
 }
 
 /**

@@ -5,7 +5,7 @@ import { LongPollCommandClient } from "./longpoll.js";
 import { CommandRunner, type Methods, type Outcome } from "./runner.js";
 import { Subscription, type MessageHandler, type SubscribeOptions } from "./subscription.js";
 import { asError, TokenKeeper } from "./token-keeper.js";
-import { requestJson } from "./transports/http.js";
+import { deadline, probe, requestJson } from "./transports/http.js";
 import { LongPollTransport } from "./transports/longpoll.js";
 import { SseTransport } from "./transports/sse.js";
 import {
@@ -330,12 +330,27 @@ export class TidingsClient extends TypedEvents<TidingsClientEventMap> {
         const err = asError(e);
         reason = err.message;
         this.emit("error", err);
-        if (!opened) index++;
+        // A transport that fails while the server answers is refused or blocked here: try the
+        // next. When the server does not answer at all (a restart), stay with the preferred one.
+        if (!opened && (await this.reachable())) index++;
       }
       failures++;
       const delayMs = this.backoff.next();
       this.emit("reconnecting", { attempt: failures, delayMs, transport: this.names[index % this.names.length]!, reason });
       await sleep(delayMs, this.stop.signal);
+    }
+  }
+
+  private async reachable(): Promise<boolean> {
+    if (typeof this.ctx.fetch !== "function") return true;
+    const d = deadline(Math.min(5000, this.ctx.livenessMs), this.stop.signal);
+    try {
+      await probe(this.ctx, d.signal);
+      return true;
+    } catch {
+      return false;
+    } finally {
+      d.clear();
     }
   }
 

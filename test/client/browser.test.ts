@@ -105,6 +105,8 @@ describe("the SDK in headless Chromium, from /client.js", { skip: chromiumSkip }
       assert.deepEqual((await got(page)).map((m) => m.id), ids);
       const events = await page.evaluate(() => (window as unknown as Win).events);
       assert.ok(events.includes("disconnected") && events.includes("reconnecting"), events.join());
+      // The server was down, not WebSocket refused: the client came back on WebSocket.
+      assert.equal(await transportOf(page), "websocket");
     } finally {
       await page.evaluate(() => (window as unknown as Win).client.close());
       await page.close();

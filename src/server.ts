@@ -17,6 +17,7 @@ import { handleNotify, handlePublish } from "./transports/http/publish-routes.js
 import { handleChanges } from "./transports/http/change-routes.js";
 import { registerCommandRoutes } from "./transports/http/command-routes.js";
 import { registerAdminRoutes } from "./transports/http/admin-routes.js";
+import { registerClientRoutes } from "./transports/http/client-routes.js";
 import { redactStoreUrl } from "./stores/open-store.js";
 import { listenFailed } from "./transports/http/listen-errors.js";
 import { WebSocketTransport } from "./transports/websocket/index.js";
@@ -155,6 +156,7 @@ export class TidingsServer implements ServerContext {
     r.add("GET", "/:db/events", (ctx) => handleEvents(this, ctx));
     registerCommandRoutes(this, r);
     registerAdminRoutes(this, r);
+    registerClientRoutes(this, r);
   }
 
   /** Routes a request; not async, so a handler that answers synchronously pays for no promise. */

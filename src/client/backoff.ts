@@ -18,12 +18,15 @@ export class Backoff {
   }
 }
 
-/** A timer that does not keep Node alive (no-op in browsers). */
+/**
+ * The wait before a reconnect. It keeps a Node process alive on purpose: a worker whose only
+ * work is its connection must not exit while the server restarts (an unref'd wait let it exit
+ * with code 0 and leave its commands pending). `close()` aborts it through `signal`.
+ */
 export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
     if (signal?.aborted) return resolve();
     const timer = setTimeout(done, ms);
-    (timer as { unref?: () => void }).unref?.();
     signal?.addEventListener("abort", done, { once: true });
     function done(): void {
       clearTimeout(timer);

@@ -5,13 +5,12 @@ export interface ClientEventMap {
   error: Error;
 }
 
-type Listener<K extends keyof ClientEventMap> = (payload: ClientEventMap[K]) => void;
-
 /** A minimal typed emitter (browser-safe: no Node EventEmitter). */
-export class ClientEvents {
-  private readonly listeners = new Map<keyof ClientEventMap, Set<(payload: never) => void>>();
+export class TypedEvents<M extends object> {
+  private readonly listeners = new Map<keyof M, Set<(payload: never) => void>>();
 
-  on<K extends keyof ClientEventMap>(event: K, listener: Listener<K>): () => void {
+  /** Listens to `event`; returns the function that stops listening. */
+  on<K extends keyof M>(event: K, listener: (payload: M[K]) => void): () => void {
     let set = this.listeners.get(event);
     if (set === undefined) {
       set = new Set();
@@ -22,8 +21,8 @@ export class ClientEvents {
     return () => s.delete(listener);
   }
 
-  protected emit<K extends keyof ClientEventMap>(event: K, payload: ClientEventMap[K]): void {
-    const set = this.listeners.get(event) as Set<Listener<K>> | undefined;
+  protected emit<K extends keyof M>(event: K, payload: M[K]): void {
+    const set = this.listeners.get(event) as Set<(payload: M[K]) => void> | undefined;
     if (set === undefined) return;
     for (const l of [...set]) {
       try {
@@ -34,3 +33,6 @@ export class ClientEvents {
     }
   }
 }
+
+/** The events of the command-only clients of `connect()`. */
+export class ClientEvents extends TypedEvents<ClientEventMap> {}

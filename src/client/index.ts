@@ -3,6 +3,20 @@ import { LongPollCommandClient } from "./longpoll.js";
 import { WebSocketCommandClient } from "./websocket.js";
 import type { ClientOptions, CommandClient } from "./types.js";
 
+export { createClient, TidingsClient } from "./client.js";
+export type {
+  ConnectedEvent,
+  CreateClientOptions,
+  GapEvent,
+  NotificationMessage,
+  ReconnectingEvent,
+  TidingsClientEventMap,
+} from "./client.js";
+export { Subscription } from "./subscription.js";
+export type { MessageHandler, SubscribeOptions } from "./subscription.js";
+export type { BusMessage, DisconnectInfo, TransportName } from "./transports/transport.js";
+export { showNotifications } from "./notifications.js";
+export type { ShowNotificationsOptions } from "./notifications.js";
 export type { ClientOptions, CommandClient } from "./types.js";
 export { RemoteError } from "./types.js";
 export type { CommandContext, CommandMethod, Methods, Outcome } from "./runner.js";
@@ -12,8 +26,8 @@ export type { CommandDelivery } from "../protocol/commands.js";
 export { LongPollCommandClient, WebSocketCommandClient };
 
 /**
- * Connects a client that serves commands:
- * `connect({url, db, token, WebSocket}).expose("software_dev.buildbot:5", {triggerMasterRequests: async () => …})`.
+ * Connects a client that only serves commands (kept for existing code; `createClient` does
+ * this and more): `connect({url, db, token, WebSocket}).expose("software_dev.buildbot:5", {…})`.
  * Over WebSocket by default; `transport: "longpoll"` uses plain HTTP requests.
  */
 export function connect(options: ClientOptions): CommandClient {

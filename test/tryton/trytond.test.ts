@@ -191,6 +191,24 @@ describe("tidings as the bus of a real trytond", { skip }, () => {
     assert.equal(forged.status, 401);
   });
 
+  it("the desktop client's way: trytond with [bus] url_host redirects /<db>/bus (308) to tidings, which accepts the re-sent header", async () => {
+    const redirecting = await TrytondServer.start(join(dir, "url-host"), { extra: `url_host = ${tidings!.url}` });
+    try {
+      const body = JSON.stringify({ last_message: null, channels: [`client:desk-1`] });
+      const headers = { "content-type": "application/json", authorization: root.header };
+      const first = await fetch(`${redirecting.url}/${db}/bus`, { method: "POST", redirect: "manual", headers, body });
+      assert.equal(first.status, 308);
+      const location = first.headers.get("location")!;
+      assert.equal(location, `${tidings!.url}/${db}/bus`);
+      // The desktop client re-sends the same request there, its header included.
+      const again = await fetch(location, { method: "POST", headers, body });
+      assert.equal(again.status, 200);
+      assert.deepEqual(await again.json(), { channel: null, message: null });
+    } finally {
+      await redirecting.stop();
+    }
+  });
+
   it("with the adapter: published while tidings is stopped arrives on restart, in order; rollbacks publish nothing; any size", async () => {
     const client = new TrytonClient(() => tidings!.url, db, bob, ["client:bob-2"]);
     await client.pollOnce();

@@ -134,7 +134,8 @@ export class TrytondServer {
     child.on("exit", (code, signal) => (this.exited = { code, signal }));
   }
 
-  static async start(dir: string, opts: { adapter?: boolean } = {}): Promise<TrytondServer> {
+  /** `extra`: more lines of trytond.conf's [bus] section. */
+  static async start(dir: string, opts: { adapter?: boolean; extra?: string } = {}): Promise<TrytondServer> {
     const port = await freePort();
     const conf = writeConfig(dir, { port, ...opts });
     const child = spawn(TRYTOND, ["-c", conf], { env: { ...process.env, PYTHONPATH: ADAPTER_DIR }, stdio: ["ignore", "ignore", "pipe"] });

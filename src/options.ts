@@ -65,6 +65,21 @@ export interface TrytonSessionOptions {
   readonly cacheSeconds: number;
 }
 
+/**
+ * Making tidings the bus of Tryton databases (src/tryton/ingest.ts, docs/tryton.md): what
+ * trytond publishes in each served database is appended to that database's log, Tryton
+ * sessions are accepted (as `trytonSessions` with the same url), `chat:` channels follow
+ * `chat`. Off unless `url` is set.
+ */
+export interface TrytonOptions {
+  /** Tryton's PostgreSQL server, without a database: `postgres://tryton@db-host:5432/`. */
+  readonly url: string;
+  /** @default "authenticated" — who reads `chat:<resource>`: any user of the database (as trytond), or only by `accessRules`/token patterns ("rules"). */
+  readonly chat: "authenticated" | "rules";
+  /** @default 2000 — how often a standby instance tries to lead a database, and the leader re-reads the adapter's table (a lost wake-up costs at most this). */
+  readonly pollIntervalMs: number;
+}
+
 /** Every option of a tidings server, each with its default. */
 export interface TidingsOptions {
   /** @default "127.0.0.1" */
@@ -96,7 +111,7 @@ export interface TidingsOptions {
   readonly maxBatch: number;
   /** @default 10000 — parked polls in total; more get 429. */
   readonly maxParkedPolls: number;
-  /** @default 50 — parked polls per user and database; more get 429. */
+  /** @default 256 — parked polls per user and database; more get 429. */
   readonly maxParkedPollsPerUser: number;
   /** @default 10000 — recent messages kept in memory per database. */
   readonly tailSize: number;
@@ -140,19 +155,24 @@ export interface TidingsOptions {
   readonly commands: CommandOptions;
   /** @default undefined — Tryton sessions are checked only by an embedder's `sessionVerifier`. */
   readonly trytonSessions: TrytonSessionOptions | undefined;
+  /** @default undefined — tidings is not the bus of a Tryton server. */
+  readonly tryton: TrytonOptions | undefined;
 }
 
 export const DEFAULT_RETENTION: RetentionOptions = { maxAgeHours: 24, maxCount: 1_000_000 };
 export const DEFAULT_DATABASE: DatabaseOptions = { bus: true, retention: DEFAULT_RETENTION };
 /** What `trytonSessions` takes once its url is set. */
 export const DEFAULT_TRYTON_SESSIONS: Omit<TrytonSessionOptions, "url"> = { maxAgeSeconds: 2_592_000, timeoutSeconds: 604_800, cacheSeconds: 30 };
+/** What `tryton` takes once its url is set. */
+export const DEFAULT_TRYTON: Omit<TrytonOptions, "url"> = { chat: "authenticated", pollIntervalMs: 2_000 };
 
 /**
  * The defaults. `trytonSessions` is listed with an empty url (off; it resolves to
  * undefined) so that the CLI, which derives its flags from this object, reaches its keys.
  */
-export const DEFAULTS: Omit<TidingsOptions, "store" | "secret" | "trytonSessions"> & {
+export const DEFAULTS: Omit<TidingsOptions, "store" | "secret" | "trytonSessions" | "tryton"> & {
   readonly trytonSessions: TrytonSessionOptions;
+  readonly tryton: TrytonOptions;
 } = {
   host: "127.0.0.1",
   port: 8080,
@@ -165,7 +185,9 @@ export const DEFAULTS: Omit<TidingsOptions, "store" | "secret" | "trytonSessions
   maxMessageBytes: 64 * 1024,
   maxBatch: 1000,
   maxParkedPolls: 10_000,
-  maxParkedPollsPerUser: 50,
+  // Tryton users keep many tabs open, one parked poll each (Tryton has no limit): the total
+  // cap bounds sockets and memory; this one only keeps a single user from taking all of it.
+  maxParkedPollsPerUser: 256,
   tailSize: 10_000,
   tailMaxBytes: 64 * 1024 * 1024,
   maxResponseBytes: 1024 * 1024,
@@ -204,14 +226,16 @@ export const DEFAULTS: Omit<TidingsOptions, "store" | "secret" | "trytonSessions
     expiryIntervalMs: 1000,
   },
   trytonSessions: { url: "", ...DEFAULT_TRYTON_SESSIONS },
+  tryton: { url: "", ...DEFAULT_TRYTON },
 };
 
 export type PartialDatabaseOptions = { bus?: boolean; retention?: Partial<RetentionOptions> };
 
 /** What callers may pass: any subset, nested objects merged field by field. */
-export type TidingsOptionsInput = Partial<Omit<TidingsOptions, "ws" | "commands" | "databases" | "trytonSessions">> & {
+export type TidingsOptionsInput = Partial<Omit<TidingsOptions, "ws" | "commands" | "databases" | "trytonSessions" | "tryton">> & {
   ws?: Partial<WebSocketOptions>;
   trytonSessions?: Partial<TrytonSessionOptions> | undefined;
+  tryton?: Partial<TrytonOptions> | undefined;
   commands?: Partial<CommandOptions>;
   databases?: Record<string, PartialDatabaseOptions> | readonly string[];
 };
@@ -223,6 +247,7 @@ export function resolveOptions(input: TidingsOptionsInput = {}): TidingsOptions 
   if (input.databases !== undefined) checkDatabases(input.databases);
   if (input.accessRules !== undefined) checkAccessRules(input.accessRules);
   const databases = resolveDatabases(input.databases);
+  const tryton = resolveTryton(input.tryton, databases);
   const o: TidingsOptions = {
     ...DEFAULTS,
     ...stripUndefined(input),
@@ -232,7 +257,14 @@ export function resolveOptions(input: TidingsOptionsInput = {}): TidingsOptions 
     databases,
     ws: { ...DEFAULTS.ws, ...stripUndefined(input.ws ?? {}) },
     commands: { ...DEFAULTS.commands, ...stripUndefined(input.commands ?? {}) },
-    trytonSessions: resolveTrytonSessions(input.trytonSessions),
+    // `tryton.url` also accepts Tryton sessions; `trytonSessions.url` (the older option) wins.
+    trytonSessions: resolveTrytonSessions(tryton === undefined ? input.trytonSessions : { url: tryton.url, ...stripUndefined(input.trytonSessions ?? {}) }),
+    // trytond lets any logged-in user read chat channels (DESIGN 5.1 keeps the rest deny-by-default).
+    accessRules:
+      tryton?.chat === "authenticated"
+        ? [...(input.accessRules ?? DEFAULTS.accessRules), { channels: "chat:*", databases: Object.keys(databases) }]
+        : (input.accessRules ?? DEFAULTS.accessRules),
+    tryton,
   };
   const positive: Array<[string, number]> = [
     ["port", o.port + 1],
@@ -325,6 +357,22 @@ function resolveTrytonSessions(input: Partial<TrytonSessionOptions> | undefined)
     if (!Number.isFinite(o[key]) || o[key] <= 0) configError(`trytonSessions.${key} must be a positive number, got ${o[key]}.`);
   }
   if (!Number.isFinite(o.cacheSeconds) || o.cacheSeconds < 0) configError(`trytonSessions.cacheSeconds must not be negative, got ${o.cacheSeconds}.`);
+  return o;
+}
+
+function resolveTryton(input: Partial<TrytonOptions> | undefined, databases: Record<string, DatabaseOptions>): TrytonOptions | undefined {
+  const given = stripUndefined(input ?? {});
+  if (given.url === undefined || given.url === "") {
+    if (Object.keys(given).some((k) => k !== "url")) configError("tryton.url is required: Tryton's PostgreSQL server, e.g. postgres://tryton@db-host:5432/.");
+    return undefined;
+  }
+  const o: TrytonOptions = { ...DEFAULT_TRYTON, ...given, url: given.url };
+  const problem = trytonServerUrlProblem(o.url);
+  if (problem !== null) configError(`tryton.url ${problem}`);
+  if (o.chat !== "authenticated" && o.chat !== "rules") configError(`tryton.chat must be "authenticated" or "rules", got ${JSON.stringify(o.chat)}.`);
+  if (!Number.isFinite(o.pollIntervalMs) || o.pollIntervalMs <= 0) configError(`tryton.pollIntervalMs must be a positive number, got ${o.pollIntervalMs}.`);
+  // What trytond publishes is ingested whether or not anyone polls: the databases must be named.
+  if ("*" in databases) configError('tryton.url needs the Tryton databases listed in databases ("*" cannot be listened to).');
   return o;
 }
 

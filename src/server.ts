@@ -6,6 +6,7 @@ import { Authenticator } from "./auth/authenticate.js";
 import { loadSecret } from "./auth/secret.js";
 import type { SessionVerifier } from "./auth/tryton-session.js";
 import { TrytonPostgresVerifier } from "./auth/tryton-pg-verifier.js";
+import { TrytonIngest } from "./tryton/ingest.js";
 import { TidingsError, toTidingsError } from "./errors.js";
 import type { ServerContext } from "./transports/http/context.js";
 import { PollLimiter } from "./transports/http/poll-limiter.js";
@@ -58,6 +59,8 @@ export class TidingsServer implements ServerContext {
   private state: "idle" | "listening" | "draining" | "closed" = "idle";
   /** The verifier built from `trytonSessions`, closed with the server (one passed in is the caller's). */
   private ownedVerifier: TrytonPostgresVerifier | undefined;
+  /** With `tryton.url`: what trytond publishes in the served databases, appended to their logs. */
+  tryton: TrytonIngest | undefined;
   private closing: Promise<void> | null = null;
 
   private constructor(
@@ -111,6 +114,12 @@ export class TidingsServer implements ServerContext {
       const owned = input.sessionVerifier === undefined && tryton !== undefined ? new TrytonPostgresVerifier(tryton) : undefined;
       const server = new TidingsServer(bus, secret, input.sessionVerifier ?? owned);
       server.ownedVerifier = owned;
+      const t = bus.options.tryton;
+      if (t !== undefined) {
+        const databases = Object.entries(bus.options.databases).filter(([, o]) => o.bus).map(([name]) => name);
+        server.tryton = new TrytonIngest(bus, { url: t.url, databases, pollIntervalMs: t.pollIntervalMs }, bus.logger);
+        server.tryton.start();
+      }
       return server;
     } catch (e) {
       await bus.close();
@@ -249,6 +258,7 @@ export class TidingsServer implements ServerContext {
       clearTimeout(grace);
       clearInterval(idleSweep);
       try {
+        await this.tryton?.close();
         await this.bus.close();
       } finally {
         await this.ownedVerifier?.close();

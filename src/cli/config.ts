@@ -81,6 +81,9 @@ const DESCRIPTIONS: Record<string, string> = {
   "commands.defaultDeadlineMs": "deadline of a command sent without one",
   "commands.maxInFlight": "commands one connection holds (delivered or running) at a time",
   "commands.expiryIntervalMs": "how often due deadlines are swept",
+  "tryton.url": "Tryton's PostgreSQL server (no database): tidings becomes the bus of the listed Tryton databases, Tryton sessions accepted",
+  "tryton.chat": "who reads chat:<resource> channels: authenticated (any user, as trytond) or rules",
+  "tryton.pollIntervalMs": "how often a standby instance tries to lead a Tryton database, and the adapter's table is re-read",
   "trytonSessions.url": "Tryton's PostgreSQL server (no database), to accept Tryton's Session header: postgres://tryton@db-host:5432/",
   "trytonSessions.maxAgeSeconds": "a Tryton session older than this is refused (trytond's session.max_age)",
   "trytonSessions.timeoutSeconds": "a Tryton session unused this long is refused",
@@ -339,7 +342,7 @@ function placeholder(kind: OptionKind): string {
   return "value";
 }
 
-const GROUP_TITLES: Record<string, string> = { ws: "WebSocket", commands: "Command", trytonSessions: "Tryton session" };
+const GROUP_TITLES: Record<string, string> = { ws: "WebSocket", commands: "Command", trytonSessions: "Tryton session", tryton: "Tryton" };
 
 function helpGroup(key: string): string {
   const dot = key.indexOf(".");

@@ -9,7 +9,7 @@ import { isValidDbName } from "./channels.js";
 import { DbLog } from "./db-log.js";
 import { AppendCombiner } from "./append-combiner.js";
 import type { Delivery } from "./listener.js";
-import { toAppendEntry } from "./messages.js";
+import { toAppendEntry, type PublishItem } from "./messages.js";
 import { buildNotification, type Notification } from "./notify.js";
 import { poll, startPoll, type PollRequest, type PollSink } from "./poll.js";
 import { Stream, type StreamHandlers } from "./stream.js";
@@ -31,10 +31,7 @@ export interface BusEvents {
   "store:error": [error: unknown];
 }
 
-export interface PublishItem {
-  readonly channel: string;
-  readonly message: unknown;
-}
+export type { PublishItem } from "./messages.js";
 
 /**
  * The core: databases, the ordered log with its hot tail per database, access rules,

@@ -2,8 +2,13 @@ import { TidingsError } from "../errors.js";
 import { changeMessage, isChangeType, type ChangeObject, type ChangeType } from "../protocol/changes.js";
 import { MAX_CHANNEL_LENGTH, validateChannel } from "./channels.js";
 import { isPlainObject } from "./messages.js";
-import { publishManyInTransaction, type SqlHandle } from "./transactional.js";
-import type { Bus, PublishItem } from "./bus.js";
+import { publishManyInTransaction, type SqlHandle, type TransactionalPublisher } from "./transactional.js";
+import type { PublishItem } from "./messages.js";
+
+/** What changes need of the bus: publishing, inside the application's transaction or not. */
+export interface ChangePublisher extends TransactionalPublisher {
+  publishMany(db: string, items: readonly PublishItem[]): Promise<string[]>;
+}
 
 /**
  * Where a change goes: a template such as `"invoice-{id}"` or `"customer-{customer_id}"`
@@ -148,7 +153,7 @@ interface Model {
 export class ChangeService {
   private readonly models = new Map<string, Model>();
 
-  constructor(private readonly bus: Bus) {}
+  constructor(private readonly bus: ChangePublisher) {}
 
   /** Registers a model's groups, serializer and options; a name registered twice is an error. */
   model(name: string, options: ModelOptions = {}): void {

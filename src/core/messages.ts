@@ -44,3 +44,9 @@ export function toAppendEntry(channel: unknown, message: unknown, maxBytes: numb
   }
   return { channel: ch, type, payload };
 }
+
+/** One message to publish: its channel and the message (validated by toAppendEntry). */
+export interface PublishItem {
+  readonly channel: string;
+  readonly message: unknown;
+}

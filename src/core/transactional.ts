@@ -1,7 +1,16 @@
 import { isTransactionalStore, type SqlHandle } from "../stores/transactional.js";
 import { TidingsError } from "../errors.js";
-import type { Bus, PublishItem } from "./bus.js";
-import { toAppendEntry } from "./messages.js";
+import type { TidingsOptions } from "../options.js";
+import type { Store } from "../stores/store.js";
+import { toAppendEntry, type PublishItem } from "./messages.js";
+
+/** What a transactional publish needs of the bus. */
+export interface TransactionalPublisher {
+  readonly store: Store;
+  readonly options: Pick<TidingsOptions, "maxBatch" | "maxMessageBytes">;
+  /** Throws for an unknown database or a disabled bus; opens the database's log. */
+  log(db: string): unknown;
+}
 
 export { isTransactionalStore, type SqlHandle, type TransactionalStore } from "../stores/transactional.js";
 
@@ -22,7 +31,7 @@ export { isTransactionalStore, type SqlHandle, type TransactionalStore } from ".
  * transaction of its own) connected to the database the bus's store uses.
  */
 export async function publishInTransaction(
-  bus: Bus,
+  bus: TransactionalPublisher,
   tx: SqlHandle,
   db: string,
   channel: string,
@@ -34,7 +43,7 @@ export async function publishInTransaction(
 
 /** Several messages in the application's transaction, in order; see publishInTransaction. */
 export async function publishManyInTransaction(
-  bus: Bus,
+  bus: TransactionalPublisher,
   tx: SqlHandle,
   db: string,
   items: readonly PublishItem[],

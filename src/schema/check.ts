@@ -127,9 +127,17 @@ function visit(s: Schema, v: unknown, path: string, out: Issue[], inherited: str
       return found;
     });
     if (results.some((r) => r.length === 0)) return;
-    // One branch of the value's own type (an object for an object): its problems say more.
-    const ofType = branches.map((b, i) => [b, i] as const).filter(([b]) => b.type !== undefined && typeMatches(b.type, v));
-    if (ofType.length === 1 && s.errorMessage === undefined) out.push(...results[ofType[0]![1]]!);
+    // The branch meant says more than "must be A or B": among those of the value's own type,
+    // the one whose required keys the value has most of (the first on a tie).
+    let best = -1;
+    let bestScore = -1;
+    branches.forEach((b, i) => {
+      if (b.type === undefined || !typeMatches(b.type, v)) return;
+      const required = (b.required as string[] | undefined) ?? [];
+      const score = isObject(v) ? required.filter((k) => v[k] !== undefined).length : 0;
+      if (score > bestScore) [best, bestScore] = [i, score];
+    });
+    if (best >= 0) out.push(...results[best]!);
     else wrong();
     return;
   }
@@ -165,7 +173,9 @@ function visit(s: Schema, v: unknown, path: string, out: Issue[], inherited: str
       if (missing.length > 0) {
         const names = missing.map((k) => JSON.stringify(k)).join(" and ");
         const hint = typeof s.requiredMessage === "string" ? `: ${s.requiredMessage}` : ".";
-        out.push({ path, message: `has no ${names} field${missing.length > 1 ? "s" : ""}${hint}`, ...(code ? { code } : {}) });
+        // `requiredCode` when the object declares one: a command without "method" is a bad command.
+        const missingCode = typeof s.requiredCode === "string" ? s.requiredCode : code;
+        out.push({ path, message: `has no ${names} field${missing.length > 1 ? "s" : ""}${hint}`, ...(missingCode ? { code: missingCode } : {}) });
       }
       for (const [key, value] of Object.entries(obj)) {
         const where = join(path, key);

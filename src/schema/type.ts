@@ -7,7 +7,8 @@
  *
  * Besides JSON Schema's keywords a schema may carry `errorMessage` (the sentence's end when
  * the value is refused, as ajv-errors spells it), `requiredMessage` (what follows "has no
- * \"x\" field: ") and `errorCode` (the TidingsError code);
+ * \"x\" field: "), `errorCode` (the TidingsError code) and `requiredCode` (the code of a
+ * missing field);
  * options also carry `unit` and `flag` (src/options-schema.ts).
  */
 
@@ -21,6 +22,7 @@ export interface SchemaOptions {
   readonly errorMessage?: string;
   readonly errorCode?: string;
   readonly requiredMessage?: string;
+  readonly requiredCode?: string;
   readonly [keyword: string]: unknown;
 }
 

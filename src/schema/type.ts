@@ -12,6 +12,9 @@
  * options also carry `unit` and `flag` (src/options-schema.ts).
  */
 
+/** Keywords of ours that are not JSON Schema (left out of the OpenAPI document). */
+export const OWN_KEYWORDS: ReadonlySet<string> = new Set(["errorMessage", "errorCode", "requiredMessage", "requiredCode", "unit", "flag", "defaultText"]);
+
 /** Marks an object property that may be absent (TypeBox's `Type.Optional`). */
 export const OptionalKind = Symbol.for("tidings/Optional");
 

@@ -1,5 +1,5 @@
 import { readFileSync } from "node:fs";
-import type { TSchema } from "../../schema/type.js";
+import { OWN_KEYWORDS, type TSchema } from "../../schema/type.js";
 import type { Role, RouteSpec } from "./router.js";
 
 /**
@@ -10,8 +10,6 @@ import type { Role, RouteSpec } from "./router.js";
 
 const VERSION = (JSON.parse(readFileSync(new URL("../../../package.json", import.meta.url), "utf8")) as { version: string }).version;
 
-/** Keywords of our schemas that are not JSON Schema: the checker's and the CLI's. */
-const OWN_KEYWORDS = new Set(["errorMessage", "errorCode", "requiredMessage", "unit", "flag", "defaultText"]);
 
 /** A schema as plain JSON Schema: our keywords and the Optional marker (a symbol) left out. */
 export function jsonSchema(schema: TSchema): Record<string, unknown> {

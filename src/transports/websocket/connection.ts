@@ -20,7 +20,7 @@ import { frameText } from "./frame.js";
 import { Outbox, type FlushScheduler } from "./outbox.js";
 import { PacedStream } from "../../core/paced-stream.js";
 import { SubscriptionSink } from "./subscription-sink.js";
-import { RequestContext } from "./request-context.js";
+import { RohrpostRequestContext } from "./rohrpost-request-context.js";
 
 /** What a connection needs from the transport that accepted it. */
 export interface ConnectionHost {
@@ -171,7 +171,7 @@ export class Connection implements ConnectionApi {
       return;
     }
     this.pending++;
-    const ctx = new RequestContext(this, req);
+    const ctx = new RohrpostRequestContext(this, req);
     if (builtin !== undefined) {
       this.control = this.control.then(() => this.run(ctx, () => builtin(this, ctx), false));
       return;
@@ -186,7 +186,7 @@ export class Connection implements ConnectionApi {
     void gate.then(() => this.run(ctx, () => handler!(ctx, req), true));
   }
 
-  private async run(ctx: RequestContext, fn: () => unknown, application: boolean): Promise<void> {
+  private async run(ctx: RohrpostRequestContext, fn: () => unknown, application: boolean): Promise<void> {
     try {
       if (this.state !== "open") return;
       if (ctx.request.authJwt !== null) await this.adoptToken(ctx.request.authJwt);

@@ -7,6 +7,7 @@
 import type { CommandState, CommandView } from "../protocol/commands.js";
 import { Backoff, sleep } from "./backoff.js";
 import { TokenKeeper, type TokenSource } from "./token-keeper.js";
+import { readBody } from "./transports/http.js";
 import { RemoteError } from "./types.js";
 
 export interface CommandSenderOptions {
@@ -166,13 +167,7 @@ export class CommandSender {
         ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
         ...(signal !== undefined ? { signal } : {}),
       });
-      const text = await res.text();
-      let json: unknown = null;
-      try {
-        json = text.length > 0 ? JSON.parse(text) : null;
-      } catch {
-        // not JSON: a proxy's error page
-      }
+      const { text, json } = await readBody(res);
       if (res.ok) return json;
       const error = errorOf(res.status, json, text);
       // An expired token is renewed once, when there is a way to renew it.

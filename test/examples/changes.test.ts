@@ -16,6 +16,7 @@ import { fileURLToPath } from "node:url";
 import postgres from "postgres";
 import WebSocket from "ws";
 import { TidingsBus as Bus } from "../../src/bus.js";
+import { TRANSPORTS, testClient } from "../client/helpers.js";
 import type { TidingsServer } from "../../src/server.js";
 import { request, startServer, token } from "../helpers/server.js";
 import { POSTGRES_URL, storeEngines } from "../helpers/store-engines.js";
@@ -122,6 +123,21 @@ describe("docs/changes.md, checked against the code", () => {
       const poll = await request(`${server.url}/shop/bus`, { token: subscriber, body: { last_message: cursor, channels: ["invoice-42"] } });
       assert.equal(poll.status, 200);
       sameJson(`${answer}\n${JSON.stringify(poll.body)}`, `${block("http-answer")}\n${block("longpoll")}`, "the long-poll answer");
+
+      // On each of its transports, the SDK hands its handler the long-poll answer's `message`.
+      const documented = jsonValues(withoutIds(`${block("http-answer")}\n${block("longpoll")}`));
+      for (const transport of TRANSPORTS) {
+        const client = testClient({ url: server.url, db: "shop", token: subscriber, transports: [transport] });
+        const handed: unknown[] = [];
+        client.subscribe("invoice-42", (message) => handed.push(message), { from: cursor });
+        try {
+          await until(`the SDK's handler over ${transport}`, async () => handed.length, (n) => n >= 1);
+        } finally {
+          await client.close();
+        }
+        const got = jsonValues(withoutIds(`${answer}\n${JSON.stringify(handed[0])}`));
+        assert.deepEqual(got, [documented[0], (documented[1] as { message: unknown }).message], transport);
+      }
 
       const sse = await fetch(`${server.url}/shop/events?channels=invoice-42&last_message=${encodeURIComponent(cursor)}`, {
         headers: { authorization: `Bearer ${subscriber}` },

@@ -9,6 +9,7 @@ export const ERRORS = {
   TIDINGS_ERR_REQUEST_INVALID: { status: 400, message: "The request is not valid." },
   TIDINGS_ERR_REQUEST_TOO_LARGE: { status: 413, message: "The request body is too large." },
   TIDINGS_ERR_REQUEST_METHOD: { status: 405, message: "Method not allowed." },
+  TIDINGS_ERR_REQUEST_MEDIA_TYPE: { status: 415, message: "The body must be JSON, sent with Content-Type: application/json." },
   TIDINGS_ERR_REQUEST_CONTENT_TYPE: { status: 415, message: "The body must be JSON (Content-Type: application/json)." },
   TIDINGS_ERR_NOT_FOUND: { status: 404, message: "No such route." },
   // databases and channels

@@ -9,11 +9,21 @@ export interface BodyOwner {
   readonly key: string;
 }
 
+/** `application/json`, `application/merge-patch+json; charset=utf-8`… */
+const JSON_MEDIA_TYPE = /^application\/([a-z0-9.+-]*\+)?json\s*(;|$)/i;
+
 /**
  * Reads a JSON body up to `maxBytes`. A declared Content-Length over the limit is refused
- * before reading; a body that grows past it while streaming stops being read.
+ * before reading; a body that grows past it while streaming stops being read. A body not
+ * declared JSON is refused (415): browsers send `text/plain` and form bodies cross-site
+ * without a CORS preflight, so accepting them would let any page publish with a visitor's
+ * session cookie.
  */
 export function readJsonBody(req: IncomingMessage, maxBytes: number, owner?: BodyOwner): Promise<unknown> {
+  if (!JSON_MEDIA_TYPE.test(req.headers["content-type"] ?? "")) {
+    req.resume();
+    return Promise.reject(new TidingsError("TIDINGS_ERR_REQUEST_MEDIA_TYPE"));
+  }
   return new Promise((resolve, reject) =>
     onBodyText(req, maxBytes, {
       text(text) {

@@ -119,6 +119,34 @@ describe("GET /openapi.json", () => {
   });
 });
 
+describe("the roles the route table declares", () => {
+  let server: TidingsServer;
+  before(async () => {
+    server = await startServer();
+  });
+  after(() => server.close());
+
+  it("hold: only public routes answer without credentials; publisher, admin and metrics routes refuse a subscriber", async () => {
+    const subscriber = await token("viewer", { channels: ["*"] });
+    const wrong: string[] = [];
+    for (const route of server.router.routes) {
+      const path = route.path.replace(":db", "test").replace(":id", "00000000-0000-4000-8000-000000000000");
+      const call = async (tok?: string) => {
+        const res = await request(`${server.url}${path}`, { method: route.method, ...(tok ? { token: tok } : {}), ...(route.method === "POST" ? { body: {} } : {}) });
+        return { status: res.status, code: typeof res.body === "object" && res.body !== null ? res.body.error?.code : undefined };
+      };
+      const anonymous = await call();
+      const name = `${route.method} ${route.path} (${route.role})`;
+      if (route.role === "public" ? anonymous.status === 401 : anonymous.code !== "TIDINGS_ERR_AUTH_REQUIRED") wrong.push(`${name} without credentials: ${anonymous.status} ${anonymous.code}`);
+      if (route.role === "publisher" || route.role === "admin" || route.role === "metrics") {
+        const answer = await call(subscriber);
+        if (answer.status !== 403) wrong.push(`${name} for a subscriber: ${answer.status} ${answer.code}`);
+      }
+    }
+    assert.deepEqual(wrong, []);
+  });
+});
+
 describe("declared request bodies", () => {
   let server: TidingsServer;
   before(async () => {

@@ -73,11 +73,11 @@ export const OPTIONS_SCHEMA = Type.Object(
     host: text("interface to listen on", "127.0.0.1", { minLength: 1 }),
     port: count("TCP port (0: any free port)", 8080, { minimum: 0, maximum: 65535 }),
     dataDir: text("directory of the SQLite file and the generated secret", "./data", { minLength: 1 }),
-    store: text("store URL: sqlite:<path>, memory:, postgres://…, redis://…", undefined, { minLength: 1, defaultText: "sqlite:<data-dir>/tidings.db" }),
+    store: text("store URL: sqlite:<path>, memory:, postgres://…, redis://…", undefined, { minLength: 1, defaultText: "sqlite:<dataDir>/tidings.db" }),
     secret: text("HS256 token secret shared by all instances (at least 32 characters)", undefined, {
       minLength: 32,
       errorMessage: "must have at least 32 characters.",
-      defaultText: "generated in <data-dir>/secret",
+      defaultText: "generated in <dataDir>/secret",
     }),
     databases: Type.Optional(
       Type.Union([Type.Array(Type.String(), { minItems: 1 }), Type.Record(DATABASE_SCHEMA)], {

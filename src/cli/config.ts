@@ -259,7 +259,8 @@ export function loadOptionsInput(sources: ConfigSources = {}): TidingsOptionsInp
 
 // ---- commander ----------------------------------------------------------------------------
 
-function defaultText(spec: OptionSpec): string {
+/** The default as help and docs/configuration.md show it: `5m`, `64KiB`, `none`. */
+export function defaultTextOf(spec: OptionSpec): string {
   if (typeof spec.schema.defaultText === "string") return spec.schema.defaultText;
   const value = spec.schema.default;
   if (spec.kind === "duration" && typeof value === "number") return formatDuration(value);
@@ -290,7 +291,7 @@ export function addServerOptions(cmd: Command): Command {
   addConfigOption(cmd);
   for (const spec of OPTION_SPECS) {
     cmd.addOption(
-      new Option(`${spec.flag} <${placeholder(spec.kind)}>`, `${spec.description} [${spec.env}; default: ${defaultText(spec)}]`).helpGroup(
+      new Option(`${spec.flag} <${placeholder(spec.kind)}>`, `${spec.description} [${spec.env}; default: ${defaultTextOf(spec)}]`).helpGroup(
         helpGroup(spec.key),
       ),
     );

@@ -29,7 +29,9 @@ const BODY_ERRORS: Record<PollBodyError["kind"], TidingsError> = {
  */
 export function handleBusPoll(server: ServerContext, { req, res, params }: RouteContext): void {
   const db = params.db!;
-  server.bus.log(db); // unknown database (404) or bus disabled (501) before anything else
+  // Unknown database (404) or bus disabled (501) first; nothing of the database is loaded
+  // before the caller is authenticated.
+  server.bus.assertServes(db);
   const busPoll = new BusPoll(server, req, res, db);
   const cached = server.authenticator.cachedFromHeaders(db, req.headers, req.socket);
   if (cached !== undefined) busPoll.authenticated(cached);

@@ -33,7 +33,7 @@ export async function checkUpgrade(server: ServerContext, req: IncomingMessage):
   } catch {
     throw new TidingsError("TIDINGS_ERR_NOT_FOUND");
   }
-  server.bus.log(db); // unknown database (404) or bus disabled (501) first
+  server.bus.assertServes(db); // unknown database (404) or bus disabled (501) first, nothing loaded before auth
   const queryToken = url.searchParams.get("token");
   let identity: Identity;
   try {

@@ -63,7 +63,10 @@ export class Bus extends EventEmitter<BusEvents> {
     this.store = store;
     this.logger = logger;
     this.metrics = metrics;
-    this.access = new AccessControl(store, options.accessRules);
+    this.access = new AccessControl(store, options.accessRules, {
+      ttlMs: options.clientClaimTtlMs,
+      maxPerUser: options.maxClientClaimsPerUser,
+    });
     this.changes = new ChangeService(this);
     // A wake-up is only a hint: the log re-reads the store after its head. A single-process
     // store needs none: this process made every append and hands it to the log directly.
@@ -219,6 +222,22 @@ export class Bus extends EventEmitter<BusEvents> {
         // tail must not serve what the store no longer has, or instances would disagree on gaps.
         const oldest = await this.store.read(db, { after: null, limit: 1 });
         this.logs.get(db)?.forgetBefore(oldest.messages[0]?.id ?? null);
+      } catch (e) {
+        this.storeError(e);
+      }
+    }
+    await this.trimClaims(now);
+  }
+
+  /**
+   * Deletes lapsed `client:<id>` claims (the store's disk stays bounded, not only their use)
+   * of every served database: those loaded, and those named in the options.
+   */
+  private async trimClaims(now: number): Promise<void> {
+    const named = Object.keys(this.options.databases).filter((db) => db !== "*");
+    for (const db of new Set([...this.logs.keys(), ...named])) {
+      try {
+        await this.store.trimOwners(db, now);
       } catch (e) {
         this.storeError(e);
       }

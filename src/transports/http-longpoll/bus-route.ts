@@ -52,8 +52,12 @@ interface PollShape {
   readonly channels: string[];
   readonly channelSet: ReadonlySet<string>;
   readonly limiterKey: string;
-  /** Set once the access check passed: the same identity may read the same channels again. */
-  allowed: boolean;
+  /**
+   * Until when the access check that passed holds: the same identity may read the same
+   * channels again without one. For ever, unless a `client:` channel's claim is to be
+   * renewed (AccessControl.recheckMs).
+   */
+  allowedUntil: number;
 }
 
 const lastShape = new WeakMap<Socket, PollShape>();
@@ -155,11 +159,14 @@ class BusPoll implements BodySink, PollSink, PollRequest {
       this.limit = parsed.maxMessages ?? 1;
       this.batch = parsed.maxMessages !== null;
       const { access } = this.server.bus;
-      if (shape.allowed || (shape.allowed = access.allReadableNow(this.db, shape.who, shape.channels))) this.start();
-      else
+      if (shape.allowedUntil > Date.now()) this.start();
+      else if (access.allReadableNow(this.db, shape.who, shape.channels)) {
+        shape.allowedUntil = access.recheckAt(this.db, shape.who, shape.channels);
+        this.start();
+      } else
         access.assertCanRead(this.db, shape.who, shape.channels).then(
           () => {
-            shape.allowed = true;
+            shape.allowedUntil = access.recheckAt(this.db, shape.who, shape.channels);
             this.start();
           },
           (error: unknown) => this.fail(error),
@@ -186,7 +193,7 @@ class BusPoll implements BodySink, PollSink, PollRequest {
       channels,
       channelSet: new Set(channels),
       limiterKey: `${this.db}\u0000${who.user}`,
-      allowed: false,
+      allowedUntil: 0,
     };
     lastShape.set(socket, shape);
     return shape;

@@ -21,6 +21,9 @@ export async function handleEvents(server: ServerContext, { req, res, url, param
     throw new TidingsError("TIDINGS_ERR_REQUEST_INVALID", "Name at least one channel: ?channels=a,b or ?channel=a&channel=b.");
   }
   await bus.access.assertCanRead(db, who, channels);
+  const keeper = bus.access.claimKeeper(db, who);
+  keeper.add(channels);
+  res.once("close", () => keeper.stop());
   const lastEventId = req.headers["last-event-id"];
   const after = resumeCursor(Array.isArray(lastEventId) ? lastEventId[0] : lastEventId, url.searchParams.get("last_message"));
   // Loaded (or refused: maxDatabases) before the stream's headers are written.

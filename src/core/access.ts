@@ -23,6 +23,12 @@ export interface ClaimLimits {
 interface KnownOwner {
   readonly owner: string;
   readonly checkAt: number;
+  /**
+   * Whether the owner itself asked (the store renewed its claim then). Only then may the
+   * owner be let in without the store: another user's asking renews nothing, and trusting
+   * it could let the owner read past the claim's end.
+   */
+  readonly renewed: boolean;
 }
 
 /**
@@ -70,7 +76,7 @@ export class AccessControl {
       if (decided === true) continue;
       if (decided === "owner") {
         const known = this.owners.get(`${db}\u0000${channel}`);
-        if (known !== undefined && known.owner === who.user && known.checkAt > Date.now()) continue;
+        if (known !== undefined && known.owner === who.user && known.renewed && known.checkAt > Date.now()) continue;
       }
       return false;
     }
@@ -157,11 +163,11 @@ export class AccessControl {
     const cacheKey = `${db}\u0000${key}`;
     const now = Date.now();
     const known = this.owners.get(cacheKey);
-    if (known !== undefined && known.checkAt > now) return known.owner;
+    if (known !== undefined && known.checkAt > now && (known.owner !== user || known.renewed)) return known.owner;
     const policy: ClaimPolicy = { now, ttlMs: this.claims.ttlMs, maxPerOwner: this.claims.maxPerUser };
     const owner = await this.store.claimOwner(db, key, user, policy);
     if (this.owners.size > 100_000) this.owners.clear();
-    this.owners.set(cacheKey, { owner, checkAt: now + this.recheckMs });
+    this.owners.set(cacheKey, { owner, checkAt: now + this.recheckMs, renewed: owner === user });
     return owner;
   }
 

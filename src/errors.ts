@@ -9,12 +9,12 @@ export const ERRORS = {
   TIDINGS_ERR_REQUEST_INVALID: { status: 400, message: "The request is not valid." },
   TIDINGS_ERR_REQUEST_TOO_LARGE: { status: 413, message: "The request body is too large." },
   TIDINGS_ERR_REQUEST_METHOD: { status: 405, message: "Method not allowed." },
-  TIDINGS_ERR_REQUEST_MEDIA_TYPE: { status: 415, message: "The body must be JSON, sent with Content-Type: application/json." },
   TIDINGS_ERR_REQUEST_CONTENT_TYPE: { status: 415, message: "The body must be JSON (Content-Type: application/json)." },
   TIDINGS_ERR_NOT_FOUND: { status: 404, message: "No such route." },
   // databases and channels
   TIDINGS_ERR_DB_UNKNOWN: { status: 404, message: "Unknown database." },
   TIDINGS_ERR_DB_BUS_DISABLED: { status: 501, message: "The bus is disabled for this database." },
+  TIDINGS_ERR_DB_TOO_MANY: { status: 503, message: "This server serves as many databases created on demand as it may (maxDatabases)." },
   TIDINGS_ERR_CHANNEL_INVALID: { status: 400, message: "Invalid channel name." },
   TIDINGS_ERR_CHANNEL_TOO_MANY: { status: 400, message: "Too many channels." },
   TIDINGS_ERR_CHANNEL_FORBIDDEN: { status: 403, message: "Not allowed to use this channel." },

@@ -432,7 +432,11 @@ describe("postgres engine", { skip }, () => {
       for (const s of stores) assert.deepEqual((await s.read(db, { after: null, limit: 10 })).messages.map((x) => x.id), [m!.id]);
       const a = sqlAdmin();
       const versions = await a<{ version: number }[]>`SELECT version FROM ${a(schema)}.schema_migrations ORDER BY version`;
-      assert.deepEqual(versions.map((v) => v.version), [1, 2, 3]);
+      assert.deepEqual(versions.map((v) => v.version), [1, 2, 3, 4, 5]);
+      // Claims (migration 5) from every instance agree on one owner.
+      const policy = { now: Date.now(), ttlMs: 60_000, maxPerOwner: 10 };
+      const owners = await Promise.all(stores.map((s, i) => s.claimOwner(db, "client:m", String(i), policy)));
+      assert.equal(new Set(owners).size, 1);
     } finally {
       await Promise.all(stores.map((s) => s.close()));
     }

@@ -1,5 +1,6 @@
 import type {
   AppendEntry,
+  ClaimPolicy,
   CommandFilter,
   CommandOutcome,
   CommandRecord,
@@ -14,6 +15,7 @@ import type {
 import { newEpoch } from "../message-id.js";
 import { MemoryLog } from "./log.js";
 import { MemoryCommands } from "./commands.js";
+import { MemoryOwners } from "./owners.js";
 
 /** The reference engine: everything in this process's memory, gone at exit. */
 export class MemoryStore implements Store {
@@ -22,7 +24,7 @@ export class MemoryStore implements Store {
   private readonly epoch = newEpoch();
   private readonly logs = new Map<string, MemoryLog>();
   private readonly commands = new Map<string, MemoryCommands>();
-  private readonly owners = new Map<string, string>();
+  private readonly owners = new Map<string, MemoryOwners>();
   private readonly listeners = new Set<(db: string) => void>();
 
   async open(): Promise<void> {}
@@ -67,12 +69,13 @@ export class MemoryStore implements Store {
     return () => this.listeners.delete(listener);
   }
 
-  async claimOwner(db: string, key: string, owner: string): Promise<string> {
-    const k = `${db}\u0000${key}`;
-    const existing = this.owners.get(k);
-    if (existing !== undefined) return existing;
-    this.owners.set(k, owner);
-    return owner;
+  async claimOwner(db: string, key: string, owner: string, policy: ClaimPolicy): Promise<string> {
+    let owners = this.owners.get(db);
+    if (owners === undefined) this.owners.set(db, (owners = new MemoryOwners()));
+    return owners.claim(key, owner, policy);
+  }
+  async trimOwners(db: string, now: number): Promise<number> {
+    return this.owners.get(db)?.trim(now) ?? 0;
   }
 
   async createCommand(db: string, c: NewCommand): Promise<{ command: CommandRecord; created: boolean }> {

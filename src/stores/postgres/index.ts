@@ -1,6 +1,7 @@
 import { TidingsError } from "../../errors.js";
 import postgres from "postgres";
 import type {
+  ClaimPolicy,
   AppendEntry,
   CommandFilter,
   CommandOutcome,
@@ -17,6 +18,7 @@ import { migrate, notifyChannel, SCHEMA_PATTERN } from "./migrate.js";
 import { PostgresLog } from "./log.js";
 import type { SqlHandle } from "../transactional.js";
 import { PostgresCommands } from "./commands.js";
+import { PostgresOwners } from "./owners.js";
 
 export type { SqlHandle } from "../transactional.js";
 
@@ -42,6 +44,7 @@ interface Opened {
   readonly sql: postgres.Sql;
   readonly log: PostgresLog;
   readonly commands: PostgresCommands;
+  readonly owners: PostgresOwners;
   readonly unlisten: () => Promise<void>;
   readonly poll: NodeJS.Timeout;
 }
@@ -99,7 +102,14 @@ export class PostgresStore implements Store {
         () => this.known.forEach((db) => this.fire(db)),
       );
       const poll = setInterval(() => void this.pollHeads(), this.pollIntervalMs).unref();
-      this.opened = { sql, log: new PostgresLog(sql, this.schema, epoch), commands: new PostgresCommands(sql, this.schema), unlisten, poll };
+      this.opened = {
+        sql,
+        log: new PostgresLog(sql, this.schema, epoch),
+        commands: new PostgresCommands(sql, this.schema),
+        owners: new PostgresOwners(sql, this.schema),
+        unlisten,
+        poll,
+      };
     } catch (err) {
       await sql.end({ timeout: 5 });
       throw err;
@@ -275,8 +285,11 @@ export class PostgresStore implements Store {
 
   // ---- ownership and commands ------------------------------------------------------------
 
-  async claimOwner(db: string, key: string, owner: string): Promise<string> {
-    return this.o.commands.claimOwner(db, key, owner);
+  async claimOwner(db: string, key: string, owner: string, policy: ClaimPolicy): Promise<string> {
+    return this.o.owners.claim(db, key, owner, policy);
+  }
+  async trimOwners(db: string, now: number): Promise<number> {
+    return this.o.owners.trim(db, now);
   }
   async createCommand(db: string, c: NewCommand): Promise<{ command: CommandRecord; created: boolean }> {
     return this.o.commands.create(db, c);

@@ -3,6 +3,7 @@ import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import Database from "better-sqlite3";
 import type {
+  ClaimPolicy,
   AppendEntry,
   AppendResult,
   CommandFilter,
@@ -21,6 +22,7 @@ import { SqliteLog } from "./log.js";
 import { SqliteCommands } from "./commands.js";
 import { CommitWatcher, DEFAULT_WATCH_INTERVAL_MS } from "./commit-watcher.js";
 import { Instances } from "./instances.js";
+import { SqliteOwners } from "./owners.js";
 
 export interface SqliteStoreOptions {
   /** Database file; its directory is created if missing. ":memory:" keeps everything in memory. */
@@ -36,7 +38,7 @@ interface Opened {
   readonly sql: Database.Database;
   readonly log: SqliteLog;
   readonly commands: SqliteCommands;
-  readonly claimOwner: (db: string, key: string, owner: string) => string;
+  readonly owners: SqliteOwners;
   readonly watcher: CommitWatcher | null;
   readonly instances: Instances | null;
 }
@@ -80,7 +82,7 @@ export class SqliteStore implements Store {
         sql,
         log: new SqliteLog(sql, epoch),
         commands: new SqliteCommands(sql),
-        claimOwner: ownerClaimer(sql),
+        owners: new SqliteOwners(sql),
         watcher: this.capabilities.otherProcesses
           ? new CommitWatcher(sql, this.options.watchIntervalMs ?? DEFAULT_WATCH_INTERVAL_MS, report)
           : null,
@@ -136,8 +138,11 @@ export class SqliteStore implements Store {
     return whenFull(() => this.o.instances?.anotherAlive() ?? false);
   }
 
-  async claimOwner(db: string, key: string, owner: string): Promise<string> {
-    return whenFull(() => this.o.claimOwner(db, key, owner));
+  async claimOwner(db: string, key: string, owner: string, policy: ClaimPolicy): Promise<string> {
+    return whenFull(() => this.o.owners.claim(db, key, owner, policy));
+  }
+  async trimOwners(db: string, now: number): Promise<number> {
+    return whenFull(() => this.o.owners.trim(db, now));
   }
 
   async createCommand(db: string, c: NewCommand): Promise<{ command: CommandRecord; created: boolean }> {
@@ -236,14 +241,3 @@ function migrate(sql: Database.Database): void {
   }
 }
 
-/** First writer wins: the insert is ignored when an owner is already recorded. */
-function ownerClaimer(sql: Database.Database): Opened["claimOwner"] {
-  const insert = sql.prepare<[string, string, string]>(
-    "INSERT OR IGNORE INTO owners (db, key, owner) VALUES (?, ?, ?)",
-  );
-  const select = sql.prepare<[string, string], string>("SELECT owner FROM owners WHERE db = ? AND key = ?").pluck();
-  return (db, key, owner) => {
-    insert.run(db, key, owner);
-    return select.get(db, key)!;
-  };
-}

@@ -46,7 +46,7 @@ type Body<T extends TSchema> = RouteContext<Static<T>>;
 
 async function sender(server: ServerContext, ctx: RouteContext): Promise<{ db: string; who: Identity }> {
   const db = ctx.params.db!;
-  server.bus.log(db);
+  server.bus.assertServes(db);
   const who = await server.authenticate(db, ctx.req);
   if (!canPublish(who)) {
     throw new TidingsError("TIDINGS_ERR_ROLE_FORBIDDEN", "Sending and inspecting commands needs the publisher or admin role.");
@@ -176,7 +176,7 @@ function claimerKey(who: Identity, claimer: string): string {
 
 async function client<T>(server: ServerContext, ctx: RouteContext<T>): Promise<{ db: string; who: Identity; body: T }> {
   const db = ctx.params.db!;
-  server.bus.log(db);
+  server.bus.assertServes(db);
   const who = await server.authenticate(db, ctx.req);
   return { db, who, body: await bodyOf(server, ctx, db, who) };
 }

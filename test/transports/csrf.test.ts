@@ -49,7 +49,8 @@ describe("cross-site request forgery", () => {
         assert.equal(res.status, 415);
         const got = (await res.json()) as { error: { code: string; message: string } };
         assert.equal(got.error.code, "TIDINGS_ERR_REQUEST_CONTENT_TYPE");
-        assert.match(got.error.message, /Content-Type: application\/json/);
+        const given = type === null ? "none was given" : `not ${JSON.stringify(type)}`;
+        assert.equal(got.error.message, `The body must be sent with Content-Type: application/json, ${given}.`);
         assert.equal(await head(), before);
         if (path === "/test/commands") assert.deepEqual((await server.bus.store.listCommands("test", { address: "bot:1", limit: 10 })).length, 0);
       });

@@ -45,7 +45,8 @@ describe("cross-site request forgery", () => {
         const before = await head();
         const headers: Record<string, string> = { cookie };
         if (type !== null) headers["content-type"] = type;
-        const res = await fetch(`${server.url}${path}`, { method: "POST", headers, body: JSON.stringify(body) });
+        // Bytes, not a string: fetch would declare a string text/plain itself.
+        const res = await fetch(`${server.url}${path}`, { method: "POST", headers, body: Buffer.from(JSON.stringify(body)) });
         assert.equal(res.status, 415);
         const got = (await res.json()) as { error: { code: string; message: string } };
         assert.equal(got.error.code, "TIDINGS_ERR_REQUEST_CONTENT_TYPE");

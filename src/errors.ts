@@ -47,6 +47,7 @@ export const ERRORS = {
   TIDINGS_ERR_REQUEST_TIMEOUT: { status: 408, message: "The request body did not arrive in time." },
   TIDINGS_ERR_SHUTTING_DOWN: { status: 503, message: "The server is shutting down." },
   TIDINGS_ERR_STORE_UNAVAILABLE: { status: 503, message: "The store cannot be reached now. Retry shortly." },
+  TIDINGS_ERR_STORE_SCHEMA: { status: 500, message: "The store's schema was migrated by a newer tidings in a way this version cannot use." },
   // WebSocket requests (rohrpost)
   TIDINGS_ERR_FRAME_INVALID: { status: 400, message: "The frame is not a rohrpost request." },
   TIDINGS_ERR_HANDLER_UNKNOWN: { status: 404, message: "Unknown message type." },

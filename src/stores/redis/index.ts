@@ -70,6 +70,7 @@ export class RedisStore extends EngineStore implements Store {
 
   constructor(options: RedisStoreOptions) {
     super();
+    checkDatabaseNumber(options.url);
     this.prefix = options.prefix ?? "tidings:";
     this.epochValue.catch(() => {});
     // Connection names let operators (and the tests) find them in CLIENT LIST.
@@ -254,6 +255,17 @@ export class RedisStore extends EngineStore implements Store {
 
   async claimOwner(db: string, key: string, owner: string): Promise<string> {
     return (await this.conn.script("claim-owner", [this.conn.key(db, "owners")], [key, owner])) as string;
+  }
+}
+
+/**
+ * The URL's path names a Redis database by number (`/0`); ioredis would send anything else
+ * as `SELECT NaN` and fail outside any caller, so a bad one is refused here with a sentence.
+ */
+function checkDatabaseNumber(url: string): void {
+  const path = new URL(url).pathname;
+  if (!/^\/?\d*$/.test(path)) {
+    throw new TidingsError("TIDINGS_ERR_CONFIG", `Invalid Redis URL: the path ${JSON.stringify(path)} must be a database number such as /0.`);
   }
 }
 

@@ -81,6 +81,27 @@ after(async () => {
 
 describeStore("postgres", { create: () => newStore(), reopen: () => newStore(), skip });
 
+/**
+ * The ids of `db`'s log once `count` are readable: reads stop below the oldest transaction
+ * of the whole cluster, which other test runs on a shared server may hold open for a while.
+ */
+async function idsOnceReadable(store: PostgresStore, db: string, count: number): Promise<string[]> {
+  let ids: string[] = [];
+  await waitForAsync(async () => {
+    ids = (await store.read(db, { after: null, limit: 100 })).messages.map((x) => x.id);
+    return ids.length >= count;
+  }, 30_000);
+  return ids;
+}
+
+async function waitForAsync(cond: () => Promise<boolean>, timeoutMs: number): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!(await cond())) {
+    if (Date.now() > end) throw new Error("condition not met in time");
+    await sleep(20);
+  }
+}
+
 /** Reads everything after `cursor`, page by page. */
 async function drain(store: PostgresStore, db: string, cursor: string | null): Promise<StoredMessage[]> {
   const out: StoredMessage[] = [];
@@ -433,7 +454,7 @@ describe("postgres engine", { skip }, () => {
       await Promise.all(stores.map((s) => s.open()));
       const db = freshDb("mig");
       const [m] = await stores[0]!.append(db, [entry("c")]);
-      for (const s of stores) assert.deepEqual((await s.read(db, { after: null, limit: 10 })).messages.map((x) => x.id), [m!.id]);
+      for (const s of stores) assert.deepEqual(await idsOnceReadable(s, db, 1), [m!.id]);
       const a = sqlAdmin();
       const versions = await a<{ version: number }[]>`SELECT version FROM ${a(schema)}.schema_migrations ORDER BY version`;
       assert.deepEqual(versions.map((v) => v.version), MIGRATIONS.map((m) => m.version));
@@ -456,7 +477,7 @@ describe("postgres engine", { skip }, () => {
       assert.deepEqual(older.newerMigrations.map((m) => m.version), [next]);
       const db = freshDb("rolling");
       const [m] = await older.append(db, [entry("c")]);
-      assert.deepEqual((await older.read(db, { after: null, limit: 10 })).messages.map((x) => x.id), [m!.id]);
+      assert.deepEqual(await idsOnceReadable(older, db, 1), [m!.id]);
     } finally {
       await older.close();
     }

@@ -12,6 +12,9 @@ export type {
   ReconnectingEvent,
   TidingsClientEventMap,
 } from "./client.js";
+export { CommandSender, createCommandSender, isFinal } from "./commands.js";
+export type { CommandSenderOptions, ListFilter, SendOptions, WaitOptions } from "./commands.js";
+export type { CommandState, CommandView } from "../protocol/commands.js";
 export { Subscription } from "./subscription.js";
 export type { MessageHandler, SubscribeOptions } from "./subscription.js";
 export type { BusMessage, DisconnectInfo, TransportName } from "./transports/transport.js";

@@ -3,6 +3,7 @@ import { claimLoop } from "../protocol/claim-loop.js";
 import { Backoff, sleep } from "./backoff.js";
 import { ClientEvents } from "./events.js";
 import { CommandRunner, type Methods, type Outcome } from "./runner.js";
+import { readBody } from "./transports/http.js";
 import { RemoteError, type ClientOptions, type CommandClient } from "./types.js";
 
 interface ClaimAnswer {
@@ -213,13 +214,7 @@ export class LongPollCommandClient extends ClientEvents implements CommandClient
       body: JSON.stringify(body),
       ...(signal !== undefined ? { signal } : {}),
     });
-    const text = await res.text();
-    let json: unknown = null;
-    try {
-      json = text.length > 0 ? JSON.parse(text) : null;
-    } catch {
-      // not JSON: a proxy's page
-    }
+    const { json } = await readBody(res);
     if (!res.ok) {
       const err = (json as { error?: { message?: unknown } } | null)?.error;
       const message = typeof err?.message === "string" ? err.message : `HTTP ${res.status}`;

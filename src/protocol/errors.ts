@@ -16,6 +16,7 @@ export const ERRORS = {
   // databases and channels
   TIDINGS_ERR_DB_UNKNOWN: { status: 404, message: "Unknown database." },
   TIDINGS_ERR_DB_BUS_DISABLED: { status: 501, message: "The bus is disabled for this database." },
+  TIDINGS_ERR_DB_TOO_MANY: { status: 503, message: "This server serves as many databases created on demand as it may (maxDatabases)." },
   TIDINGS_ERR_CHANNEL_INVALID: { status: 400, message: "Invalid channel name." },
   TIDINGS_ERR_CHANNEL_TOO_MANY: { status: 400, message: "Too many channels." },
   TIDINGS_ERR_CHANNEL_FORBIDDEN: { status: 403, message: "Not allowed to use this channel." },

@@ -6,6 +6,7 @@
  *   -- tidings: compatible    (adds what older versions ignore: a rolling upgrade is safe)
  *   -- tidings: breaking      (older versions must be stopped first)
  *
+ * Anything after the word says why.
  * The engine runs the plan under its own lock and transaction; the runner decides what to
  * apply and whether the migrations it finds applied but does not know allow it to start.
  */
@@ -29,7 +30,7 @@ export interface AppliedMigration {
 }
 
 const FILE = /^(\d+)_[\w.-]+\.sql$/;
-const DECLARATION = /^--\s*tidings:\s*(compatible|breaking)\s*$/;
+const DECLARATION = /^--\s*tidings:\s*(compatible|breaking)\b/;
 
 /** The declaration, looked for in the comment lines that open the file. */
 function declaration(text: string): string | undefined {

@@ -77,6 +77,16 @@ export interface NewCommand {
   readonly now: number;
 }
 
+/** How long ownership claims live and how many one owner holds (`claimOwner`). */
+export interface ClaimPolicy {
+  /** The time of the call, ms since the epoch. */
+  readonly now: number;
+  /** A claim lapses this long after its owner last claimed it. */
+  readonly ttlMs: number;
+  /** Most claims one owner holds per database; a new one past it frees the least recently renewed. */
+  readonly maxPerOwner: number;
+}
+
 export interface CommandFilter {
   readonly address?: string;
   readonly states?: readonly CommandState[];
@@ -156,10 +166,15 @@ export interface Store {
 
   // ---- ownership -----------------------------------------------------------------------
   /**
-   * First writer wins: records `owner` for `key` unless one is already recorded, and
-   * returns the recorded owner. Used for `client:<id>` channels and command addresses.
+   * First writer wins: records `owner` for `key` unless a live claim of another owner is
+   * recorded, and returns the owner of the live claim. A claim lives `ttlMs` after its
+   * owner last claimed it (each call by the owner renews it); a lapsed claim is deleted and
+   * the key goes to the caller. Recording a new claim deletes the owner's lapsed claims,
+   * then its least recently renewed ones past `maxPerOwner`. Used for `client:<id>` channels.
    */
-  claimOwner(db: string, key: string, owner: string): Promise<string>;
+  claimOwner(db: string, key: string, owner: string, policy: ClaimPolicy): Promise<string>;
+  /** Deletes every claim of `db` lapsed at `now` (bounded storage); returns how many. */
+  trimOwners(db: string, now: number): Promise<number>;
 
   // ---- commands ------------------------------------------------------------------------
   /**

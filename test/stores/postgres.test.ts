@@ -458,6 +458,10 @@ describe("postgres engine", { skip }, () => {
       const a = sqlAdmin();
       const versions = await a<{ version: number }[]>`SELECT version FROM ${a(schema)}.schema_migrations ORDER BY version`;
       assert.deepEqual(versions.map((v) => v.version), MIGRATIONS.map((m) => m.version));
+      // Claims (migration 5) from every instance agree on one owner.
+      const policy = { now: Date.now(), ttlMs: 60_000, maxPerOwner: 10 };
+      const owners = await Promise.all(stores.map((s, i) => s.claimOwner(db, "client:m", String(i), policy)));
+      assert.equal(new Set(owners).size, 1);
     } finally {
       await Promise.all(stores.map((s) => s.close()));
     }

@@ -1,8 +1,8 @@
 import { describe, it, after } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import Database from "better-sqlite3";
 import { describeStore, entry, freshDb, sleep, waitFor } from "./conformance.js";
 import { SqliteStore } from "../../src/stores/sqlite/index.js";
@@ -37,6 +37,28 @@ function epochOf(id: string): string {
 }
 
 describe("sqlite store", () => {
+  it("upgrades a file whose claims never expired: they lapse at once and are deleted", async () => {
+    const path = freshPath();
+    mkdirSync(dirname(path), { recursive: true });
+    const db = freshDb();
+    // The file as the two first migrations left it, with a claim in it.
+    const old = new Database(path);
+    old.exec("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)");
+    for (const name of ["001_init.sql", "002_instances.sql"]) {
+      old.exec(readFileSync(new URL(`../../src/stores/sqlite/sql/${name}`, import.meta.url), "utf8"));
+      old.prepare("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)").run(Number.parseInt(name, 10), name, Date.now());
+    }
+    old.prepare("INSERT INTO owners (db, key, owner) VALUES (?, ?, ?)").run(db, "client:legacy", "7");
+    old.close();
+    const store = await opened(path);
+    try {
+      assert.equal(await store.trimOwners(db, Date.now()), 1);
+      assert.equal(await store.claimOwner(db, "client:legacy", "8", { now: Date.now(), ttlMs: 60_000, maxPerOwner: 10 }), "8");
+    } finally {
+      await store.close();
+    }
+  });
+
   it("keeps its epoch across a restart", async () => {
     const path = freshPath();
     const db = freshDb();

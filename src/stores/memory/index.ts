@@ -1,8 +1,9 @@
-import type { AppendEntry, ReadQuery, ReadResult, RetentionPolicy, Store, StoredMessage } from "../store.js";
+import type { AppendEntry, ClaimPolicy, ReadQuery, ReadResult, RetentionPolicy, Store, StoredMessage } from "../store.js";
 import { EngineStore } from "../engine-base.js";
 import { newEpoch } from "../message-id.js";
 import { MemoryLog } from "./log.js";
 import { MemoryCommands } from "./commands.js";
+import { MemoryOwners } from "./owners.js";
 
 /** The reference engine: everything in this process's memory, gone at exit. */
 export class MemoryStore extends EngineStore implements Store {
@@ -11,7 +12,7 @@ export class MemoryStore extends EngineStore implements Store {
   private readonly epoch = newEpoch();
   private readonly logs = new Map<string, MemoryLog>();
   private readonly commands = new MemoryCommands();
-  private readonly owners = new Map<string, string>();
+  private readonly owners = new Map<string, MemoryOwners>();
 
   async open(): Promise<void> {}
   protected async doClose(): Promise<void> {}
@@ -41,11 +42,12 @@ export class MemoryStore extends EngineStore implements Store {
     return this.commands;
   }
 
-  async claimOwner(db: string, key: string, owner: string): Promise<string> {
-    const k = `${db}\u0000${key}`;
-    const existing = this.owners.get(k);
-    if (existing !== undefined) return existing;
-    this.owners.set(k, owner);
-    return owner;
+  async claimOwner(db: string, key: string, owner: string, policy: ClaimPolicy): Promise<string> {
+    let owners = this.owners.get(db);
+    if (owners === undefined) this.owners.set(db, (owners = new MemoryOwners()));
+    return owners.claim(key, owner, policy);
+  }
+  async trimOwners(db: string, now: number): Promise<number> {
+    return this.owners.get(db)?.trim(now) ?? 0;
   }
 }

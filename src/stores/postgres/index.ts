@@ -1,6 +1,6 @@
 import { TidingsError } from "../../errors.js";
 import postgres from "postgres";
-import type { AppendEntry, ReadQuery, ReadResult, RetentionPolicy, Store, StoredMessage } from "../store.js";
+import type { AppendEntry, ClaimPolicy, ReadQuery, ReadResult, RetentionPolicy, Store, StoredMessage } from "../store.js";
 import type { HorizonProbe, SqlHandle, TransactionalStore } from "../capabilities.js";
 import { EngineStore } from "../engine-base.js";
 import type { AppliedMigration } from "../migrations.js";
@@ -8,6 +8,7 @@ import { Coalescer, HeadPoll } from "../wakeups.js";
 import { checkSchemaName, migrate, notifyChannel } from "./migrate.js";
 import { PostgresLog } from "./log.js";
 import { PostgresCommands } from "./commands.js";
+import { PostgresOwners } from "./owners.js";
 
 export type { SqlHandle } from "../capabilities.js";
 
@@ -33,6 +34,7 @@ interface Opened {
   readonly sql: postgres.Sql;
   readonly log: PostgresLog;
   readonly commands: PostgresCommands;
+  readonly owners: PostgresOwners;
   readonly unlisten: () => Promise<void>;
   readonly poll: HeadPoll;
 }
@@ -90,7 +92,14 @@ export class PostgresStore extends EngineStore implements Store, TransactionalSt
       const log = new PostgresLog(sql, this.schema, epoch);
       const heads = async (dbs: string[]) => [...(await log.heads(dbs))].map(([db, s]) => [db, s.head] as const);
       const poll = new HeadPoll(this.pollIntervalMs, this.wakeups, heads, (err) => this.report(err));
-      this.opened = { sql, log, commands: new PostgresCommands(sql, this.schema), unlisten, poll };
+      this.opened = {
+        sql,
+        log,
+        commands: new PostgresCommands(sql, this.schema),
+        owners: new PostgresOwners(sql, this.schema),
+        unlisten,
+        poll,
+      };
       poll.start();
     } catch (err) {
       await sql.end({ timeout: 5 });
@@ -213,8 +222,11 @@ export class PostgresStore extends EngineStore implements Store, TransactionalSt
 
   // ---- ownership -------------------------------------------------------------------------
 
-  async claimOwner(db: string, key: string, owner: string): Promise<string> {
-    return this.o.commands.claimOwner(db, key, owner);
+  async claimOwner(db: string, key: string, owner: string, policy: ClaimPolicy): Promise<string> {
+    return this.o.owners.claim(db, key, owner, policy);
+  }
+  async trimOwners(db: string, now: number): Promise<number> {
+    return this.o.owners.trim(db, now);
   }
 }
 

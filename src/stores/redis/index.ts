@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import { readdirSync, readFileSync } from "node:fs";
 import { Redis, type RedisOptions } from "ioredis";
 import { TidingsError } from "../../errors.js";
-import type { AppendEntry, ReadQuery, ReadResult, RetentionPolicy, Store, StoredMessage } from "../store.js";
+import type { AppendEntry, ClaimPolicy, ReadQuery, ReadResult, RetentionPolicy, Store, StoredMessage } from "../store.js";
 import { EngineStore } from "../engine-base.js";
 import { newEpoch } from "../message-id.js";
 import type { Conn } from "./conn.js";
@@ -253,8 +253,17 @@ export class RedisStore extends EngineStore implements Store {
 
   // ---- ownership ----------------------------------------------------------------------------
 
-  async claimOwner(db: string, key: string, owner: string): Promise<string> {
-    return (await this.conn.script("claim-owner", [this.conn.key(db, "owners")], [key, owner])) as string;
+  // Per database: `owners` (key -> owner), `owner-expiry` (keys by expiry) and one
+  // `owned:<owner>` set per owner (its keys by expiry), all in the database's hash slot.
+
+  async claimOwner(db: string, key: string, owner: string, { now, ttlMs, maxPerOwner }: ClaimPolicy): Promise<string> {
+    const owned = this.conn.key(db, "owned:");
+    const keys = [this.conn.key(db, "owners"), this.conn.key(db, "owner-expiry"), `${owned}${owner}`];
+    return (await this.conn.script("claim-owner", keys, [key, owner, now, ttlMs, maxPerOwner, owned])) as string;
+  }
+  async trimOwners(db: string, now: number): Promise<number> {
+    const keys = [this.conn.key(db, "owners"), this.conn.key(db, "owner-expiry")];
+    return (await this.conn.script("trim-owners", keys, [now, this.conn.key(db, "owned:")])) as number;
   }
 }
 

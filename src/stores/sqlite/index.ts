@@ -1,7 +1,7 @@
 import { existsSync, mkdirSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import Database from "better-sqlite3";
-import type { AppendEntry, AppendResult, ReadQuery, ReadResult, RetentionPolicy, Store } from "../store.js";
+import type { AppendEntry, AppendResult, ClaimPolicy, ReadQuery, ReadResult, RetentionPolicy, Store } from "../store.js";
 import { EngineStore } from "../engine-base.js";
 import type { ProcessPresence } from "../capabilities.js";
 import { planMigrations, readMigrations } from "../migrations.js";
@@ -11,6 +11,7 @@ import { SqliteLog } from "./log.js";
 import { SqliteCommands } from "./commands.js";
 import { CommitWatcher, DEFAULT_WATCH_INTERVAL_MS } from "./commit-watcher.js";
 import { Instances } from "./instances.js";
+import { SqliteOwners } from "./owners.js";
 
 export interface SqliteStoreOptions {
   /** Database file; its directory is created if missing. ":memory:" keeps everything in memory. */
@@ -26,7 +27,7 @@ interface Opened {
   readonly sql: Database.Database;
   readonly log: SqliteLog;
   readonly commands: SqliteCommands;
-  readonly claimOwner: (db: string, key: string, owner: string) => string;
+  readonly owners: SqliteOwners;
   readonly watcher: CommitWatcher | null;
   readonly instances: Instances | null;
 }
@@ -65,7 +66,7 @@ export class SqliteStore extends EngineStore implements Store, ProcessPresence {
         sql,
         log: new SqliteLog(sql, epoch),
         commands: new SqliteCommands(sql),
-        claimOwner: ownerClaimer(sql),
+        owners: new SqliteOwners(sql),
         watcher: this.capabilities.otherProcesses
           ? new CommitWatcher(sql, this.options.watchIntervalMs ?? DEFAULT_WATCH_INTERVAL_MS, (db) => this.wakeups.fire(db))
           : null,
@@ -122,8 +123,11 @@ export class SqliteStore extends EngineStore implements Store, ProcessPresence {
     return whenFull(() => this.o.instances?.anotherAlive() ?? false);
   }
 
-  async claimOwner(db: string, key: string, owner: string): Promise<string> {
-    return whenFull(() => this.o.claimOwner(db, key, owner));
+  async claimOwner(db: string, key: string, owner: string, policy: ClaimPolicy): Promise<string> {
+    return whenFull(() => this.o.owners.claim(db, key, owner, policy));
+  }
+  async trimOwners(db: string, now: number): Promise<number> {
+    return whenFull(() => this.o.owners.trim(db, now));
   }
 }
 
@@ -190,16 +194,4 @@ function makeParentDirectory(path: string): void {
   if (existsSync(dir)) return;
   makeParentDirectory(dir);
   mkdirSync(dir);
-}
-
-/** First writer wins: the insert is ignored when an owner is already recorded. */
-function ownerClaimer(sql: Database.Database): Opened["claimOwner"] {
-  const insert = sql.prepare<[string, string, string]>(
-    "INSERT OR IGNORE INTO owners (db, key, owner) VALUES (?, ?, ?)",
-  );
-  const select = sql.prepare<[string, string], string>("SELECT owner FROM owners WHERE db = ? AND key = ?").pluck();
-  return (db, key, owner) => {
-    insert.run(db, key, owner);
-    return select.get(db, key)!;
-  };
 }

@@ -37,7 +37,7 @@ export function registerCommandRoutes(server: ServerContext, r: Router): void {
 
 async function sender(server: ServerContext, ctx: RouteContext): Promise<{ db: string; who: Identity }> {
   const db = ctx.params.db!;
-  server.bus.log(db);
+  server.bus.assertServes(db);
   const who = await server.authenticate(db, ctx.req);
   if (!canPublish(who)) {
     throw new TidingsError("TIDINGS_ERR_ROLE_FORBIDDEN", "Sending and inspecting commands needs the publisher or admin role.");
@@ -176,7 +176,7 @@ function claimerKey(who: Identity, claimer: string): string {
 
 async function client(server: ServerContext, ctx: RouteContext): Promise<{ db: string; who: Identity; body: JsonObject }> {
   const db = ctx.params.db!;
-  server.bus.log(db);
+  server.bus.assertServes(db);
   const who = await server.authenticate(db, ctx.req);
   return { db, who, body: await objectBody(server, ctx, who) };
 }

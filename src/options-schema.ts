@@ -1,4 +1,4 @@
-import { Type, type SchemaOptions, type TSchema } from "./schema/type.js";
+import { Type, type SchemaOptions, type TSchema } from "./protocol/schema/type.js";
 
 /**
  * Every option of a tidings server, declared once: its type and constraints, default,

@@ -2,8 +2,8 @@ import type { AccessRule } from "./core/access.js";
 import { TidingsError } from "./errors.js";
 import { isValidDbName } from "./core/channels.js";
 import { OPTIONS_SCHEMA, RETENTION_SCHEMA } from "./options-schema.js";
-import { check, formatIssues } from "./schema/check.js";
-import type { Static, TSchema } from "./schema/type.js";
+import { check, formatIssues } from "./protocol/schema/check.js";
+import type { Static, TSchema } from "./protocol/schema/type.js";
 
 /*
  * The types and defaults of the options come from their one declaration,

@@ -23,7 +23,7 @@ export type { ShowNotificationsOptions } from "./notifications.js";
 export type { ClientOptions, CommandClient } from "./types.js";
 export { RemoteError } from "./types.js";
 export type { CommandContext, CommandMethod, Methods, Outcome } from "./runner.js";
-export type { WebSocketConstructor, WebSocketLike } from "./websocket.js";
+export type { WebSocketConstructor, WebSocketLike } from "./websocket-like.js";
 export type { ClientEventMap } from "./events.js";
 export type { CommandDelivery } from "../protocol/commands.js";
 export { LongPollCommandClient, WebSocketCommandClient };

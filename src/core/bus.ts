@@ -1,6 +1,7 @@
 import { EventEmitter } from "node:events";
 import type { Logger } from "pino";
 import type { Store, StoredMessage } from "../stores/store.js";
+import { hasHorizonProbe } from "../stores/capabilities.js";
 import type { DatabaseOptions, TidingsOptions } from "../options.js";
 import { TidingsError } from "../errors.js";
 import type { Metrics } from "../metrics.js";
@@ -77,8 +78,7 @@ export class Bus extends EventEmitter<BusEvents> {
           if (log !== undefined) void log.refresh().catch((e: unknown) => this.storeError(e));
         })
       : () => {};
-    const withHorizon = store as Store & { horizonLag?: () => Promise<number> };
-    if (typeof withHorizon.horizonLag === "function") metrics.watchHorizonLag(() => withHorizon.horizonLag!());
+    if (hasHorizonProbe(store)) metrics.watchHorizonLag(() => store.horizonLag());
     this.retentionTimer = setInterval(() => void this.runRetention(), options.retentionIntervalMs);
     this.retentionTimer.unref();
   }

@@ -1,4 +1,4 @@
-import { Type } from "../schema/type.js";
+import { Type } from "./schema/type.js";
 import { MAX_CURSOR_LENGTH } from "./tryton-bus.js";
 import { CHANGE_TYPES } from "./changes.js";
 

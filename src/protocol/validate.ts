@@ -1,6 +1,6 @@
-import { TidingsError, type ErrorCode } from "../errors.js";
-import { check, formatIssues } from "../schema/check.js";
-import type { Static, TSchema } from "../schema/type.js";
+import { TidingsError, type ErrorCode } from "./errors.js";
+import { check, formatIssues } from "./schema/check.js";
+import type { Static, TSchema } from "./schema/type.js";
 
 /**
  * Checks a request body or frame data against its schema (the ones in this folder), for

@@ -131,8 +131,12 @@ export interface StoreCapabilities {
    * servers, or an application's `createBus`, on one SQLite file). `onAppend` then reports
    * their appends within a bounded delay, and `append` results carry `previous`, so that
    * the core puts its own appends in its tail without a read only when nothing came between.
+   * Such a store offers `anotherProcessAlive()` (capabilities.ts, `ProcessPresence`):
+   * command claims found at start may be another live process's, left to their leases.
    */
   readonly otherProcesses?: boolean;
+  /** The store offers `horizonLag()` (capabilities.ts, `HorizonProbe`): a metric of how long messages wait to be readable. */
+  readonly horizonLag?: boolean;
 }
 
 export interface Store {
@@ -159,13 +163,6 @@ export interface Store {
    * Returns an unsubscribe function.
    */
   onAppend(listener: (db: string) => void): () => void;
-
-  /**
-   * Whether another live process uses this store now (an engine with `otherProcesses`).
-   * Command claims found at start may then be that process's: they are left to their
-   * leases instead of being given back at once. Absent: no other process can use it.
-   */
-  anotherProcessAlive?(): Promise<boolean>;
 
   // ---- ownership -----------------------------------------------------------------------
   /**
@@ -227,3 +224,21 @@ export interface Store {
   /** Marks `expired` every non-final command whose deadline is <= now; returns them. */
   expireCommands(db: string, now: number): Promise<CommandRecord[]>;
 }
+
+/** The parts of the contract, for code that needs only one; conformance is tested part by part. */
+export type StoreLog = Pick<Store, "append" | "read" | "head" | "trim" | "onAppend">;
+export type StoreOwnership = Pick<Store, "claimOwner">;
+export type StoreCommands = Pick<
+  Store,
+  | "createCommand"
+  | "getCommand"
+  | "findCommandByKey"
+  | "listCommands"
+  | "countOpenCommands"
+  | "claimCommands"
+  | "startCommand"
+  | "renewClaims"
+  | "releaseClaims"
+  | "finishCommand"
+  | "expireCommands"
+>;

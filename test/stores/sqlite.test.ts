@@ -8,6 +8,7 @@ import { describeStore, entry, freshDb, sleep, waitFor } from "./conformance.js"
 import { SqliteStore } from "../../src/stores/sqlite/index.js";
 import { createBus } from "../../src/bus.js";
 import type { StoredMessage } from "../../src/stores/store.js";
+import { TidingsError } from "../../src/errors.js";
 
 const dir = mkdtempSync(join(tmpdir(), `tidings-sqlite-${process.pid}-`));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -110,6 +111,31 @@ describe("sqlite store", () => {
     } finally {
       raw.close();
     }
+  });
+
+  it("opens a file a newer tidings migrated compatibly, and refuses one with a breaking migration", async () => {
+    const path = freshPath();
+    await (await opened(path)).close();
+    const raw = new Database(path);
+    try {
+      raw.prepare("INSERT INTO schema_migrations (version, name, compatible, applied_at) VALUES (999, '999_later.sql', 1, 0)").run();
+      const older = await opened(path);
+      const db = freshDb();
+      const [m] = await older.append(db, [entry("a")]);
+      assert.equal(await older.head(db), m!.id);
+      await older.close();
+      raw.prepare("UPDATE schema_migrations SET compatible = 0 WHERE version = 999").run();
+    } finally {
+      raw.close();
+    }
+    const refused = new SqliteStore({ path });
+    await assert.rejects(refused.open(), (e: unknown) => {
+      assert.ok(e instanceof TidingsError);
+      assert.equal(e.code, "TIDINGS_ERR_STORE_SCHEMA");
+      assert.match(e.message, /migration 999, 999_later\.sql/);
+      return true;
+    });
+    await refused.close();
   });
 
   it("never reuses a sequence number after retention removed everything", async () => {

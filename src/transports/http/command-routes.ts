@@ -3,11 +3,12 @@ import type { ServerContext } from "./context.js";
 import { route, type RouteContext, type RouteSpec } from "./router.js";
 import { TidingsError } from "../../errors.js";
 import { canPublish, type Identity } from "../../core/identity.js";
-import type { CommandState } from "../../stores/store.js";
+import type { CommandRecord, CommandState } from "../../stores/store.js";
 import { addressChannel, commandDelivery, commandView } from "../../protocol/commands.js";
+import { claimLoop } from "../../protocol/claim-loop.js";
 import { parseOutcome } from "../../commands/validation.js";
 import { CLAIM_BODY, CLAIMER_BODY, RELEASE_BODY, RESULT_BODY, SEND_COMMAND_BODY } from "../../protocol/command-bodies.js";
-import type { Static, TSchema } from "../../schema/type.js";
+import type { Static, TSchema } from "../../protocol/schema/type.js";
 import { sendJson } from "./respond.js";
 
 const STATES: readonly CommandState[] = ["pending", "delivered", "running", "succeeded", "failed", "expired", "cancelled"];
@@ -207,32 +208,35 @@ async function claim(server: ServerContext, ctx: Body<typeof CLAIM_BODY>): Promi
   await commands.renew(db, key);
   const until = Date.now() + Math.min(waitS * 1000, server.options.pollTimeoutMs);
   let cursor = await commands.cursor(db);
-  let got = await commands.claim(db, address, key, limit);
-  if (got.length === 0 && Date.now() < until) {
-    const release = server.polls.acquire(`${db}\u0000${who.user}`);
-    const abort = new AbortController();
-    const stop = (): void => abort.abort();
-    ctx.res.once("close", stop);
-    const offDrain = server.onDrain(stop);
-    try {
-      while (got.length === 0 && !abort.signal.aborted && Date.now() < until) {
+  let got: readonly CommandRecord[] = [];
+  // Parking takes a poll slot and listens for the client or the server going away.
+  let parked: (() => void) | null = null;
+  const abort = new AbortController();
+  try {
+    await claimLoop({
+      // One answer: it stops at the first claim that found something.
+      live: () => got.length === 0 && !abort.signal.aborted,
+      room: () => limit,
+      claim: (n) => commands.claim(db, address, key, n),
+      deliver: (claimed) => (got = claimed),
+      wake: async () => {
+        if (got.length > 0 || Date.now() >= until) return false;
+        parked ??= park(server, ctx, db, who, abort);
         const woken = await bus.poll(db, {
           channels: [addressChannel(address)],
           after: cursor,
           limit: 1,
           timeoutMs: until - Date.now(),
           signal: abort.signal,
-          onPark: (parked) => (bus.metrics.parked += parked ? 1 : -1),
+          onPark: (on) => (bus.metrics.parked += on ? 1 : -1),
         });
-        if (woken.messages.length === 0) break;
+        if (woken.messages.length === 0) return false;
         cursor = await commands.cursor(db);
-        got = await commands.claim(db, address, key, limit);
-      }
-    } finally {
-      ctx.res.off("close", stop);
-      offDrain();
-      release();
-    }
+        return true;
+      },
+    });
+  } finally {
+    (parked as (() => void) | null)?.();
   }
   if (ctx.res.destroyed && got.length > 0) {
     // The client is gone: give the commands back at once rather than when the lease runs out.
@@ -245,6 +249,19 @@ async function claim(server: ServerContext, ctx: Body<typeof CLAIM_BODY>): Promi
     lease_ms: server.options.commands.leaseMs,
     commands: got.map(commandDelivery),
   });
+}
+
+/** Takes a parked-poll slot and aborts the wait when the client leaves or the server drains; returns the undo. */
+function park(server: ServerContext, ctx: RouteContext<unknown>, db: string, who: Identity, abort: AbortController): () => void {
+  const release = server.polls.acquire(`${db}\u0000${who.user}`);
+  const stop = (): void => abort.abort();
+  ctx.res.once("close", stop);
+  const offDrain = server.onDrain(stop);
+  return () => {
+    ctx.res.off("close", stop);
+    offDrain();
+    release();
+  };
 }
 
 /** `POST /<db>/commands/renew` `{"claimer"}` → `{"renewed": n}`: keeps running commands' leases. */

@@ -1,5 +1,5 @@
 import { readFileSync } from "node:fs";
-import { OWN_KEYWORDS, type TSchema } from "../../schema/type.js";
+import { OWN_KEYWORDS, type TSchema } from "../../protocol/schema/type.js";
 import type { Role, RouteSpec } from "./router.js";
 
 /**

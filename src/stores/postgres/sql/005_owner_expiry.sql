@@ -1,3 +1,4 @@
+-- tidings: breaking (an older version records claims without expires_at, which this one takes as lapsed)
 -- Ownership claims of client:<id> channels lapse: expires_at (ms since the epoch) is renewed
 -- each time the owner claims again, and lapsed rows are deleted. Rows from before this
 -- migration have no known last use: they lapse at once (0) and the clients still using

@@ -72,6 +72,7 @@ after(async () => {
     if (admin) {
       await admin`DROP SCHEMA IF EXISTS ${admin(SCHEMA)} CASCADE`;
       await admin`DROP SCHEMA IF EXISTS ${admin(`${SCHEMA}_m`)} CASCADE`;
+      await admin`DROP SCHEMA IF EXISTS ${admin(`${SCHEMA}_u`)} CASCADE`;
     }
   } finally {
     await admin?.end({ timeout: 5 });
@@ -462,6 +463,33 @@ describe("postgres engine", { skip }, () => {
       const policy = { now: Date.now(), ttlMs: 60_000, maxPerOwner: 10 };
       const owners = await Promise.all(stores.map((s, i) => s.claimOwner(db, "client:m", String(i), policy)));
       assert.equal(new Set(owners).size, 1);
+    } finally {
+      await Promise.all(stores.map((s) => s.close()));
+    }
+  });
+
+  it("upgrades a schema whose claims never expired, from several instances at once", async () => {
+    const schema = `${SCHEMA}_u`;
+    const first = newStore({ schema });
+    await first.open();
+    await first.close();
+    // Back to the schema as migration 4 left it, with a claim recorded then.
+    const a = sqlAdmin();
+    const db = freshDb("upg");
+    await a.begin(async (tx) => {
+      await tx`DROP FUNCTION ${a(schema)}.claim_owner`;
+      await tx`ALTER TABLE ${a(schema)}.owners DROP COLUMN expires_at`;
+      await tx`DELETE FROM ${a(schema)}.schema_migrations WHERE version = 5`;
+      await tx`INSERT INTO ${a(schema)}.owners (db, key, owner) VALUES (${db}, 'client:legacy', '7')`;
+    });
+    const stores = [0, 1, 2].map(() => newStore({ schema }));
+    try {
+      await Promise.all(stores.map((s) => s.open()));
+      const versions = await a<{ version: number }[]>`SELECT version FROM ${a(schema)}.schema_migrations ORDER BY version`;
+      assert.deepEqual(versions.map((v) => v.version), [1, 2, 3, 4, 5]);
+      assert.equal(await stores[1]!.trimOwners(db, Date.now()), 1, "the old claim lapsed at the upgrade and is deleted");
+      const owner = await stores[2]!.claimOwner(db, "client:legacy", "8", { now: Date.now(), ttlMs: 60_000, maxPerOwner: 10 });
+      assert.equal(owner, "8");
     } finally {
       await Promise.all(stores.map((s) => s.close()));
     }

@@ -38,7 +38,7 @@ describe("client:<id> claims", () => {
   let cursor: string;
   let t7: string;
   let t8: string;
-  const TTL = 3_000;
+  const TTL = 4_000;
 
   /** A poll answered at once (a message waits on user:7/user:8 after the cursor). */
   const poll = (tok: string, channel: string) =>
@@ -94,7 +94,7 @@ describe("client:<id> claims", () => {
       // Past the first claim's lifetime the long-poll polls again; the socket only stays open.
       await sleepUntil(start + TTL * 0.6);
       assert.equal((await poll(t7, "client:polled")).status, 200);
-      await sleepUntil(start + TTL + 500);
+      await sleepUntil(start + TTL + 400);
       await server.bus.runRetention();
       for (const channel of ["client:polled", "client:socket"]) {
         const res = await poll(t8, channel);

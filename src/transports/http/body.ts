@@ -17,11 +17,11 @@ export interface BodyOwner {
  * Tryton's `POST /<db>/bus` does not come here: its clients are served as they are.
  */
 export function readJsonBody(req: IncomingMessage, maxBytes: number, owner?: BodyOwner): Promise<unknown> {
-  if (!isJsonContentType(req.headers["content-type"])) {
+  const type = req.headers["content-type"];
+  if (!isJsonContentType(type)) {
     req.resume();
-    return Promise.reject(
-      new TidingsError("TIDINGS_ERR_REQUEST_CONTENT_TYPE", `The body must be sent with Content-Type: application/json, not ${JSON.stringify((req.headers["content-type"] ?? "none").slice(0, 100))}.`),
-    );
+    const given = type === undefined ? "none was given" : `not ${JSON.stringify(type.slice(0, 100))}`;
+    return Promise.reject(new TidingsError("TIDINGS_ERR_REQUEST_CONTENT_TYPE", `The body must be sent with Content-Type: application/json, ${given}.`));
   }
   return new Promise((resolve, reject) =>
     onBodyText(req, maxBytes, {

@@ -53,8 +53,7 @@ export class PostgresStore extends EngineStore implements Store, TransactionalSt
   readonly engine = "postgres";
   readonly capabilities = { transactional: true, shared: true, horizonLag: true } as const;
   readonly schema: string;
-  /** Migrations a newer tidings applied to the schema, tolerated because declared compatible. */
-  newerMigrations: readonly AppliedMigration[] = [];
+  private newer: readonly AppliedMigration[] = [];
   private readonly pollIntervalMs: number;
   private opened: Opened | null = null;
   private readonly notifier = new Coalescer((err) => this.report(err));
@@ -78,7 +77,7 @@ export class PostgresStore extends EngineStore implements Store, TransactionalSt
     });
     try {
       const { epoch, newer } = await migrate(sql, this.schema);
-      this.newerMigrations = newer;
+      this.newer = newer;
       // postgres.js re-LISTENs after a reconnect and calls onlisten again: notifications
       // sent meanwhile are lost, so every known database is woken to re-read.
       const { unlisten } = await sql.listen(
@@ -119,6 +118,11 @@ export class PostgresStore extends EngineStore implements Store, TransactionalSt
     // The timeout matters: in postgres.js 3.4.9 a connection whose backend died under a
     // query never ends on its own (porsager/postgres#1097); it is destroyed after 5 s.
     await opened.sql.end({ timeout: 5 });
+  }
+
+  /** Migrations a newer tidings applied to the schema, tolerated because declared compatible (a rolling upgrade). */
+  get newerMigrations(): readonly AppliedMigration[] {
+    return this.newer;
   }
 
   private get o(): Opened {

@@ -47,7 +47,7 @@ export function describeSchema(schema: TSchema): string {
   if (Array.isArray(s.anyOf)) {
     const branches = s.anyOf as Schema[];
     if (branches.every((b) => "const" in b)) return `one of ${branches.map((b) => JSON.stringify(b.const)).join(", ")}`;
-    return branches.map((b) => describeSchema(b as TSchema)).join(" or ");
+    return [...new Set(branches.map((b) => describeSchema(b as TSchema)))].join(" or ");
   }
   switch (s.type) {
     case "string":

@@ -149,14 +149,6 @@ function child(schema: Schema | undefined, key: string): Schema | undefined {
   return undefined;
 }
 
-/** What TypeBox reported, with where in the value and the schemas leading to it. */
-interface Reported {
-  readonly error: ValueError;
-  readonly keys: string[];
-  /** Schemas from the root (a union's branch, when under a union) to the error's node. */
-  readonly chain: (Schema | undefined)[];
-}
-
 function codeAlong(chain: readonly (Schema | undefined)[], inherited: string | undefined): string | undefined {
   let code = inherited;
   for (const s of chain) if (typeof s?.errorCode === "string") code = s.errorCode;
@@ -179,11 +171,10 @@ function collect(root: Schema, rootKeys: readonly string[], errors: Iterable<Val
 
   for (const error of errors) {
     const keys = segments(error.path);
-    const own = keys.slice(rootKeys.length);
+    // The schemas from the root (a union's branch, under a union) to the error's node, for codes.
     const chain: (Schema | undefined)[] = [root];
-    for (const key of own) chain.push(child(chain[chain.length - 1], key));
+    for (const key of keys.slice(rootKeys.length)) chain.push(child(chain[chain.length - 1], key));
     const values = valuesAlong(value, keys);
-    const reported: Reported = { error, keys, chain };
 
     if (error.type === ValueErrorType.ObjectRequiredProperty) {
       const parentKeys = keys.slice(0, -1);
@@ -218,7 +209,7 @@ function collect(root: Schema, rootKeys: readonly string[], errors: Iterable<Val
       }
     }
     const s = error.schema as Schema;
-    const sentence = typeof s.errorMessage === "string" ? s.errorMessage : sentenceOf(reported);
+    const sentence = typeof s.errorMessage === "string" ? s.errorMessage : sentenceOf(error);
     out.push({ issue: { path: display(prefix, keys, values), message: sentence, ...(code ? { code } : {}) }, order });
   }
 
@@ -252,7 +243,7 @@ function bestBranch(error: ValueError): { schema: Schema; errors: Iterable<Value
   return best < 0 ? undefined : { schema: branches[best]!, errors: error.errors[best]! };
 }
 
-function sentenceOf({ error }: Reported): string {
+function sentenceOf(error: ValueError): string {
   const s = error.schema as Schema;
   const v = error.value;
   switch (error.type) {

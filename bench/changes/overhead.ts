@@ -29,6 +29,9 @@
  * Bulk statements are also measured in CPU time of the PostgreSQL backend that ran them
  * (/proc/<pid>/schedstat, so PostgreSQL must run on this machine): on a shared machine
  * wall time drifts by half from one statement to the next, backend CPU by a few percent.
+ * A last row, "log rows alone", inserts as many rows of the same size straight into the
+ * tidings log (no trigger, no application write): the floor any one-row-per-change design
+ * over this log pays, measured in the same run.
  * `--indexed` adds three secondary indexes (state, total, customer_id) to every table, as
  * application tables usually have: the plain update then maintains them (no HOT update).
  */
@@ -152,6 +155,7 @@ async function main(): Promise<void> {
     for (const t of TABLES) await fill(t, 1);
 
     const ms = new Map<string, { wall: number; cpu: number }[]>(); // `${workload}|${table}` → per round
+    const floors: { wall: number; cpu: number }[] = [];
     console.log(
       `# bench/changes/overhead: ${ROWS} rows per bulk statement, ${SINGLES} single-row transactions, ${ROUNDS} rounds` +
         `${values.indexed ? ", 3 secondary indexes per table" : ""}; node ${process.version}, load ${loadavg()[0]!.toFixed(2)}`,
@@ -168,6 +172,13 @@ async function main(): Promise<void> {
           ms.set(key, [...(ms.get(key) ?? []), await timed(w.startsWith("bulk") ? pid : null, () => run[w](t))]);
         }
       }
+      const floor = await timed(pid, () =>
+        one.unsafe(`INSERT INTO ${SCHEMA}.log (db, channel, type, payload)
+          SELECT 'bench', 'invoice-' || i, 'subscription-update',
+            '{"type":"subscription-update","data":{"type":"update","group":"invoice-' || i || '","object":{"id":' || i || ',"updated_fields":["total"]}}}'
+          FROM generate_series(1, ${ROWS}) i`),
+      );
+      floors.push(floor);
       console.log(`round ${round + 1} done, load ${loadavg()[0]!.toFixed(2)}`);
     }
     const [logRows] = await sql<{ n: string }[]>`SELECT count(*)::text AS n FROM ${sql(SCHEMA)}.log`;
@@ -192,6 +203,11 @@ async function main(): Promise<void> {
         );
       }
     }
+    const base = ms.get("bulk update|plain")!;
+    console.log(
+      `| (reference) | log rows alone | ${median(floors.map((f) => f.wall)).toFixed(1)} | ${Math.round((ROWS * 1000) / median(floors.map((f) => f.wall)))} | ` +
+        `${ratio(floors.map((f) => f.wall), base.map((b) => b.wall))} | ${median(floors.map((f) => f.cpu)).toFixed(1)} | ${ratio(floors.map((f) => f.cpu), base.map((b) => b.cpu))} |`,
+    );
   } finally {
     await sql.unsafe(`DROP SCHEMA IF EXISTS ${APP} CASCADE; DROP SCHEMA IF EXISTS ${SCHEMA} CASCADE`).catch(() => {});
     one.release();

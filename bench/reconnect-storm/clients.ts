@@ -5,8 +5,10 @@
  * argv: <tidings|socket.io> <url> <count> <first client number>.
  *
  * Each client keeps the receipt time of every message by its sequence number, and the time
- * of each (re)connection. The parent sends "report" with `{ killAt, burstLast, last }` and
- * gets one summary per client back.
+ * of each (re)connection. The parent sends `{ killAt }` after the kill, `{ last }` once the
+ * last message is published, and gets `{ back, complete }` every 250 ms (clients connected
+ * again / holding message `last`); "report" with `{ killAt, burstLast, last }` gets one
+ * summary per client, and why the SDK clients waited to reconnect, by reason.
  */
 import WebSocket from "ws";
 import { io as ioClient } from "socket.io-client";
@@ -67,6 +69,8 @@ class Tracker {
 }
 
 const trackers: Tracker[] = [];
+/** `reconnecting` events of the SDK clients, by reason. */
+const reasons = new Map<string, number>();
 const closers: Array<() => void> = [];
 const ready: Promise<void>[] = [];
 for (let i = 0; i < Number(count); i++) {
@@ -75,6 +79,7 @@ for (let i = 0; i < Number(count); i++) {
   if (kind === "tidings") {
     const token = await signToken(BENCH_SECRET, { db: BENCH_DB, user: `c${Number(first) + i}`, ttlSeconds: 3600 });
     const client = createClient({ url, db: BENCH_DB, token, WebSocket: WebSocket as never });
+    client.on("reconnecting", (e) => reasons.set(e.reason.slice(0, 100), (reasons.get(e.reason.slice(0, 100)) ?? 0) + 1));
     client.on("connected", (e) => {
       t.connectedAt.push(epochMs());
       t.transports.push(e.transport);
@@ -95,8 +100,18 @@ for (let i = 0; i < Number(count); i++) {
 }
 await Promise.all(ready);
 process.send!({ ready: true });
-process.on("message", (m: ReportRequest) => {
-  const summaries = trackers.map((t) => t.summary(m));
+let killAt = Infinity;
+let last = -1;
+setInterval(() => {
+  const back = trackers.filter((t) => t.connectedAt.some((c) => c > killAt)).length;
+  const complete = last < 0 ? 0 : trackers.filter((t) => t.receivedAt[last] !== 0).length;
+  process.send!({ back, complete });
+}, 250).unref();
+process.on("message", (m: Partial<ReportRequest> & { report?: boolean }) => {
+  if (m.killAt !== undefined) killAt = m.killAt;
+  if (m.last !== undefined) last = m.last;
+  if (m.report !== true) return;
+  const summaries = trackers.map((t) => t.summary(m as ReportRequest));
   for (const c of closers) c();
-  process.send!({ summaries }, () => process.exit(0));
+  process.send!({ summaries, reasons: [...reasons] }, () => process.exit(0));
 });

@@ -13,9 +13,12 @@
  * Sequence: 100 messages at 100/s; the server is killed and, `--down` ms later, started
  * again; at once 100 messages are published back to back (the burst: clients not yet back
  * must fetch them from their cursor), then 300 more at 100/s while GET /healthz is timed
- * every 50 ms. Per client: reconnect time (first connection after the restart, from the
- * moment the server listens again), catch-up time (receipt of the burst's last message),
- * missing / duplicated / out-of-order messages over the whole run.
+ * every 50 ms, and until every client is back and (tidings) holds the last message, or 60 s.
+ * Per client: reconnect time (first connection after the restart, from the moment the
+ * server listens again; for the SDK its `connected` event, which comes once the
+ * subscriptions are read again), catch-up time (receipt of the burst's last message),
+ * missing / duplicated / out-of-order messages over the whole run. The SDK's reasons to
+ * wait before reconnecting are counted.
  */
 import { fork, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -105,10 +108,17 @@ async function runRound(system: System, publisherToken: string) {
   const clientProcs = await Promise.all(
     Array.from({ length: PROCS }, (_, p) => child(here("clients.ts"), [system, url, String(Math.min(per, CLIENTS - p * per)), String(p * per)])),
   );
+  const progress = new Map<ChildProcess, { back: number; complete: number }>();
+  for (const c of clientProcs) {
+    c.proc.on("message", (m: { back?: number; complete?: number }) => {
+      if (m.back !== undefined) progress.set(c.proc, { back: m.back, complete: m.complete ?? 0 });
+    });
+  }
   try {
     await paced(100, 100);
     await sleep(1000);
     const killAt = epochMs();
+    for (const c of clientProcs) c.proc.send({ killAt });
     await kill(server.proc);
     await sleep(DOWN_MS);
     server = await startServer(system, port, dir);
@@ -127,24 +137,32 @@ async function runRound(system: System, publisherToken: string) {
       }
     })();
     await paced(300, 100);
-    await sleep(5000);
+    for (const c of clientProcs) c.proc.send({ last: seq - 1 });
+    const deadline = Date.now() + 60_000;
+    const done = () =>
+      [...progress.values()].reduce((a, p) => a + (system === "tidings" ? p.complete : p.back), 0) >= CLIENTS;
+    await sleep(500);
+    while (!done() && Date.now() < deadline) await sleep(250);
     probing = false;
     await prober;
     const request: ReportRequest = { killAt, burstLast, last: seq - 1 };
     const summaries: ClientSummary[] = [];
+    const reasons = new Map<string, number>();
     await Promise.all(
       clientProcs.map(
         (c) =>
           new Promise<void>((resolve) => {
-            c.proc.once("message", (m) => {
-              summaries.push(...(m as { summaries: ClientSummary[] }).summaries);
+            c.proc.on("message", (m: { summaries?: ClientSummary[]; reasons?: Array<[string, number]> }) => {
+              if (m.summaries === undefined) return;
+              summaries.push(...m.summaries);
+              for (const [r, n] of m.reasons ?? []) reasons.set(r, (reasons.get(r) ?? 0) + n);
               resolve();
             });
-            c.proc.send(request);
+            c.proc.send({ ...request, report: true });
           }),
       ),
     );
-    return { summaries, restartedAt, health, published: seq };
+    return { summaries, restartedAt, health, published: seq, reasons };
   } finally {
     for (const c of clientProcs) c.proc.kill("SIGTERM");
     await kill(server.proc);
@@ -152,10 +170,10 @@ async function runRound(system: System, publisherToken: string) {
   }
 }
 
-/** A text histogram of reconnect delays, 250 ms buckets. */
+/** A text histogram of reconnect delays: 250 ms buckets, wider when that needs over 24 lines. */
 function plot(delays: number[]): string {
   if (delays.length === 0) return "  (no client reconnected)";
-  const bucket = 250;
+  const bucket = Math.max(250, Math.ceil(Math.max(...delays) / 24 / 250) * 250);
   const counts = new Map<number, number>();
   for (const d of delays) counts.set(Math.floor(d / bucket), (counts.get(Math.floor(d / bucket)) ?? 0) + 1);
   const top = Math.max(...counts.values());
@@ -194,7 +212,11 @@ async function main(): Promise<void> {
           `${sum((s) => s.duplicated)} | ${sum((s) => s.outOfOrder)} | ${r.health.quantile(0.99).toFixed(1)} / ${r.health.quantile(1).toFixed(1)} | ` +
           `${[...byTransport].map(([t, n]) => `${t} ${n}`).join(", ")} |`,
       );
-      plots.push(`round ${round + 1}, ${system}: reconnect delay after the restart (clients per 250 ms)\n${plot(reconnect)}`);
+      const why = [...r.reasons].sort((a, b) => b[1] - a[1]).slice(0, 6).map(([k, n]) => `${n} × ${k}`);
+      plots.push(
+        `round ${round + 1}, ${system}: reconnect delay after the restart (clients per bucket)\n${plot(reconnect)}` +
+          (why.length > 0 ? `\n  waits before reconnecting, by reason: ${why.join("; ")}` : ""),
+      );
       console.log(`round ${round + 1} ${system} done, load ${loadavg()[0]!.toFixed(2)}`);
     }
   }

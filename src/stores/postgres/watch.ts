@@ -278,7 +278,8 @@ export async function watchTable(sql: postgres.Sql, schema: string, spec: WatchS
     await tx.unsafe(`
       CREATE FUNCTION ${fn}() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER
       -- JIT would compile the statement at every bulk write (estimates over transition tables are high): seconds, not milliseconds.
-      SET search_path = pg_catalog, pg_temp SET jit = off AS $tidings$${triggerBody(schema, spec.db, { keyColumns, columns, groups, tableColumns: [...tableColumns] })}
+      -- Old and new rows are joined by hashing: a merge join sorts both sides first (7 % more CPU on a bulk UPDATE).
+      SET search_path = pg_catalog, pg_temp SET jit = off SET enable_mergejoin = off AS $tidings$${triggerBody(schema, spec.db, { keyColumns, columns, groups, tableColumns: [...tableColumns] })}
       $tidings$`);
     for (const event of EVENTS) {
       const transition = event === "insert" ? "NEW TABLE AS tidings_new" : event === "delete" ? "OLD TABLE AS tidings_old" : "OLD TABLE AS tidings_old NEW TABLE AS tidings_new";

@@ -17,6 +17,7 @@
  * has it 6 s (trytond: it keeps messages 5 s) or 30 s (tidings) after the last publish.
  * The CPU time of every process, and how long its main thread waited for a CPU, are printed
  * per load: on a shared machine they tell a saturated bus from a starved one.
+ * TIDINGS_BENCH_CPU_PROF=<dir> writes a V8 CPU profile of the tidings process there.
  */
 import { fork, spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
@@ -102,7 +103,8 @@ function stopClients(procs: ChildProcess[], total: number): Promise<ClientsRepor
 }
 
 function startTidings(db: string, dir: string): Promise<{ url: string; child: ChildProcess }> {
-  const child = spawn(process.execPath, ["--import", "tsx", join(HERE, "tidings-process.ts"), SERVER_URL, db, join(dir, "tidings.db")], {
+  const prof = process.env.TIDINGS_BENCH_CPU_PROF ? ["--cpu-prof", "--cpu-prof-dir", process.env.TIDINGS_BENCH_CPU_PROF] : [];
+  const child = spawn(process.execPath, [...prof, "--import", "tsx", join(HERE, "tidings-process.ts"), SERVER_URL, db, join(dir, "tidings.db")], {
     stdio: ["ignore", "pipe", "inherit"],
   });
   return new Promise((resolve, reject) => {

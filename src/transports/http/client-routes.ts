@@ -1,12 +1,10 @@
 import { createHash } from "node:crypto";
-import { readFileSync } from "node:fs";
-import { fileURLToPath } from "node:url";
-import type { ServerContext } from "./context.js";
-import type { Router } from "./router.js";
+import { existsSync, readFileSync } from "node:fs";
+import { readFile } from "node:fs/promises";
+import { route, type RouteSpec } from "./router.js";
 
-// Both trees sit at the same depth (src/transports/http, dist/transports/http): the SDK's
-// sources ship in the package (`files`), so either tree bundles the same file.
-const SDK_ENTRY = fileURLToPath(new URL("../../../src/client/index.ts", import.meta.url));
+// Both trees sit at the same depth (src/transports/http, dist/transports/http).
+const BUILT_SDK = new URL("../../browser/client.js", import.meta.url);
 const DEMO_URL = new URL("../../../web/demo.html", import.meta.url);
 
 interface Asset {
@@ -17,30 +15,24 @@ interface Asset {
 let bundle: Promise<Asset> | undefined;
 
 /**
- * The SDK as one browser ES module, bundled from `src/client/` by esbuild on the first request
- * and kept in memory: it can never be staler than the server's own sources (a bundle in
- * dist/ could be), it costs nothing to processes that never serve it, and platform "browser"
- * makes the build fail on any Node-only import.
+ * The SDK as one browser ES module. The build bundles it into dist/browser/ with the server
+ * it belongs to; a server running from sources (a checkout) has no such file and bundles
+ * `src/client/` with esbuild (a development dependency) on the first request, so it is
+ * never staler than the sources. Kept in memory either way.
  */
 function sdkBundle(): Promise<Asset> {
   bundle ??= (async () => {
-    const { build } = await import("esbuild");
-    const out = await build({
-      entryPoints: [SDK_ENTRY],
-      bundle: true,
-      write: false,
-      format: "esm",
-      platform: "browser",
-      target: "es2020",
-      minify: true,
-      legalComments: "none",
-      logLevel: "silent",
-    });
-    const body = out.outputFiles[0]!.text;
+    const body = existsSync(BUILT_SDK) ? await readFile(BUILT_SDK, "utf8") : await bundleFromSources();
     return { body, etag: `"${createHash("sha256").update(body).digest("base64url").slice(0, 22)}"` };
   })();
   bundle.catch(() => (bundle = undefined)); // a failed build is retried on the next request
   return bundle;
+}
+
+async function bundleFromSources(): Promise<string> {
+  const [{ build }, { BROWSER_SDK_OPTIONS }] = await Promise.all([import("esbuild"), import("../../../scripts/browser-sdk.mjs")]);
+  const out = await build({ ...BROWSER_SDK_OPTIONS, write: false });
+  return out.outputFiles[0]!.text;
 }
 
 let demo: { readonly html: string; readonly csp: string } | undefined;
@@ -67,8 +59,8 @@ function demoPage(): { html: string; csp: string } {
 }
 
 /** `GET /client.js` (the browser SDK) and `GET /demo` (a page that uses it). */
-export function registerClientRoutes(_server: ServerContext, r: Router): void {
-  r.add("GET", "/client.js", async ({ req, res }) => {
+export function clientRoutes(): RouteSpec[] {
+  const sdk = route({ method: "GET", path: "/client.js", role: "public", summary: "The browser SDK (an ES module)", produces: "text/javascript", handler: async ({ req, res }) => {
     const { body, etag } = await sdkBundle();
     const headers = {
       etag,
@@ -85,9 +77,9 @@ export function registerClientRoutes(_server: ServerContext, r: Router): void {
     }
     res.writeHead(200, { ...headers, "content-type": "text/javascript; charset=utf-8", "content-length": Buffer.byteLength(body) });
     res.end(body);
-  });
+  } });
 
-  r.add("GET", "/demo", ({ res }) => {
+  const page = route({ method: "GET", path: "/demo", role: "public", summary: "A demo page that uses the SDK", produces: "text/html", handler: ({ res }) => {
     const { html, csp } = demoPage();
     res.writeHead(200, {
       "content-type": "text/html; charset=utf-8",
@@ -98,5 +90,6 @@ export function registerClientRoutes(_server: ServerContext, r: Router): void {
       "referrer-policy": "no-referrer",
     });
     res.end(html);
-  });
+  } });
+  return [sdk, page];
 }

@@ -2,10 +2,10 @@
  * From commit to a WebSocket subscriber (issue 11: "a change reaches a subscriber on another
  * instance within 25 ms p99 at 1,000 changes/s").
  *
- *   node --import tsx bench/changes/latency.ts [--loads 1000x10,1000x1,300x1] [--seconds 5] [--rounds 2]
+ *   node --import tsx bench/changes/latency.ts [--loads 1000x10,1000x1,300x1] [--seconds 5] [--rounds 2] [--connections 8]
  *
  * A load `RxK` writes R changed rows per second in transactions of K rows (one
- * `UPDATE … WHERE id BETWEEN` per transaction, 8 connections, open loop: a transaction
+ * `UPDATE … WHERE id BETWEEN` per transaction, 8 connections (`--connections`), open loop: a transaction
  * starts when due, whether or not the ones before committed). Three systems, one after the
  * other in each round (their order alternates):
  *   - tidings: the table watched by `tidings changes watch` (group `invoices`, column `tx`);
@@ -17,6 +17,9 @@
  *     subscriber process (bench/changes/peer-relay.ts).
  *   - plain: the same writes on a table with no trigger and nobody listening: what the
  *     application's transactions cost without any change feed (commit time, achieved tx/s).
+ * The last column samples, every 5 ms while writing, the age of the oldest transaction
+ * holding a transaction id outside the writer (the tidings instances, other users of a
+ * shared server): tidings' readers cannot pass it (DESIGN §3).
  * Latency is receipt time minus the time the writer saw its COMMIT acknowledged
  * (performance.timeOrigin + now(), one clock for every process of the machine); receipts a
  * little before the acknowledgement count as 0.
@@ -38,6 +41,7 @@ const { values } = parseArgs({
     loads: { type: "string", default: "1000x10,1000x1,300x1" },
     seconds: { type: "string", default: "5" },
     rounds: { type: "string", default: "2" },
+    connections: { type: "string", default: "8" },
   },
 });
 const LOADS = values.loads!.split(",").map((l) => l.split("x").map(Number) as [number, number]);
@@ -45,7 +49,7 @@ const SECONDS = Number(values.seconds);
 const ROUNDS = Number(values.rounds);
 const PG_URL = process.env.TIDINGS_BENCH_POSTGRES_URL ?? "postgres://postgres@127.0.0.1:5432/test";
 const ROWS = 10_000;
-const CONNECTIONS = 8;
+const CONNECTIONS = Number(values.connections);
 const tag = randomBytes(4).toString("hex");
 const SCHEMA = `tidings_bench_latency_${tag}`;
 const APP = `app_bench_latency_${tag}`;
@@ -76,6 +80,25 @@ interface Outcome {
   latency: Histogram;
   expected: number;
   delivered: number;
+}
+
+/**
+ * While `until` is pending, samples every 5 ms the age of the oldest transaction holding a
+ * transaction id that is not the bench's writer (other work on a shared PostgreSQL): it
+ * holds the horizon back, so tidings' readers wait for it (DESIGN §3).
+ */
+async function foreignHolders(watcher: postgres.Sql, until: Promise<unknown>): Promise<Histogram> {
+  const ages = new Histogram();
+  let done = false;
+  void until.finally(() => (done = true));
+  while (!done) {
+    const [row] = await watcher<{ ms: number | null }[]>`
+      SELECT (extract(epoch FROM clock_timestamp() - min(xact_start)) * 1000)::float8 AS ms FROM pg_stat_activity
+      WHERE backend_xid IS NOT NULL AND application_name <> 'bench-writer' AND pid <> pg_backend_pid()`;
+    ages.record(row?.ms ?? 0);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  return ages;
 }
 
 /** Transaction numbers never repeat in a run: an update that leaves `tx` as it was publishes nothing. */
@@ -114,7 +137,8 @@ async function main(): Promise<void> {
   const store = new PostgresStore({ url: PG_URL, schema: SCHEMA });
   await store.open(); // creates the schema; the instances open their own
   await store.close();
-  const sql = postgres(PG_URL, { max: CONNECTIONS, onnotice: () => {} });
+  const sql = postgres(PG_URL, { max: CONNECTIONS, onnotice: () => {}, connection: { application_name: "bench-writer" } });
+  const watcher = postgres(PG_URL, { max: 1, onnotice: () => {}, connection: { application_name: "bench-watcher" } });
   const procs: ChildProcess[] = [];
   try {
     await sql.unsafe(`CREATE SCHEMA ${APP}`);
@@ -138,8 +162,10 @@ async function main(): Promise<void> {
     const token = await signToken(BENCH_SECRET, { db: BENCH_DB, user: "bench" });
 
     console.log(`# bench/changes/latency: ${SECONDS} s per load, ${ROUNDS} rounds, ${CONNECTIONS} writer connections; node ${process.version}, load ${loadavg()[0]!.toFixed(2)}`);
-    console.log("| changes/s × rows/tx | system | tx/s due | tx/s achieved | commit p50 / p99 ms | delivered / expected | latency p50 ms | p99 ms | max ms |");
-    console.log("|---|---|---|---|---|---|---|---|---|");
+    console.log(
+      "| changes/s × rows/tx | system | tx/s due | tx/s achieved | commit p50 / p99 ms | delivered / expected | latency p50 ms | p99 ms | max ms | other transactions' age p99 / max ms |",
+    );
+    console.log("|---|---|---|---|---|---|---|---|---|---|");
     for (const [rate, k] of LOADS) {
       for (let round = 0; round < ROUNDS; round++) {
         const order = round % 2 === 0 ? SYSTEMS : [...SYSTEMS].reverse();
@@ -150,7 +176,9 @@ async function main(): Promise<void> {
               : system === "peer"
                 ? [await child("subscriber.ts", ["peer", relay.first.url])]
                 : [];
-          const w = await write(sql, system, rate, k);
+          const writing = write(sql, system, rate, k);
+          const holders = await foreignHolders(watcher, writing);
+          const w = await writing;
           await new Promise((r) => setTimeout(r, 2000)); // stragglers
           const latency = new Histogram();
           let delivered = 0;
@@ -171,7 +199,8 @@ async function main(): Promise<void> {
           const q = (h: Histogram, p: number) => (h.total === 0 ? "–" : h.quantile(p).toFixed(1));
           console.log(
             `| ${rate} × ${k} | ${system} | ${Math.round(rate / k)} | ${Math.round(o.txPerS)} | ${q(o.commit, 0.5)} / ${q(o.commit, 0.99)} | ` +
-              `${system === "plain" ? "–" : `${o.delivered} / ${o.expected}`} | ${q(o.latency, 0.5)} | ${q(o.latency, 0.99)} | ${q(o.latency, 1)} |`,
+              `${system === "plain" ? "–" : `${o.delivered} / ${o.expected}`} | ${q(o.latency, 0.5)} | ${q(o.latency, 0.99)} | ${q(o.latency, 1)} | ` +
+              `${q(holders, 0.99)} / ${q(holders, 1)} |`,
           );
         }
       }
@@ -180,6 +209,7 @@ async function main(): Promise<void> {
     for (const p of procs) p.kill("SIGTERM");
     await sql.unsafe(`DROP SCHEMA IF EXISTS ${APP} CASCADE; DROP SCHEMA IF EXISTS ${SCHEMA} CASCADE`).catch(() => {});
     await sql.end({ timeout: 5 });
+    await watcher.end({ timeout: 5 });
   }
 }
 

@@ -1,4 +1,4 @@
-import { Type, type SchemaOptions, type TSchema } from "./protocol/schema/type.js";
+import { Type, type SchemaOptions, type TOptional, type TSchema } from "@sinclair/typebox";
 
 /**
  * Every option of a tidings server, declared once: its type and constraints, default,
@@ -22,10 +22,9 @@ export interface OptionAnnotations {
   readonly defaultText?: string;
 }
 
-type Leaf<T extends TSchema> = ReturnType<typeof Type.Optional<T>>;
-
-function option<T extends TSchema>(make: (o: SchemaOptions) => T, description: string, defaultValue: unknown, more: SchemaOptions & OptionAnnotations = {}): Leaf<T> {
-  return Type.Optional(make({ description, ...(defaultValue !== undefined ? { default: defaultValue } : {}), ...more }));
+function option<T extends TSchema>(make: (o: SchemaOptions) => T, description: string, defaultValue: unknown, more: SchemaOptions & OptionAnnotations = {}): TOptional<T> {
+  // TypeBox's Optional of a generic T is a conditional type; of a plain schema it is this.
+  return Type.Optional(make({ description, ...(defaultValue !== undefined ? { default: defaultValue } : {}), ...more })) as TOptional<T>;
 }
 
 const positive = { exclusiveMinimum: 0 } as const;
@@ -80,7 +79,7 @@ export const OPTIONS_SCHEMA = Type.Object(
       defaultText: "generated in <dataDir>/secret",
     }),
     databases: Type.Optional(
-      Type.Union([Type.Array(Type.String(), { minItems: 1 }), Type.Record(DATABASE_SCHEMA)], {
+      Type.Union([Type.Array(Type.String(), { minItems: 1 }), Type.Record(Type.String(), DATABASE_SCHEMA)], {
         description: "databases served: a comma list (`*` accepts any name) or a JSON object of names to options",
         default: { tidings: {} },
         defaultText: "tidings",

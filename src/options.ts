@@ -3,7 +3,7 @@ import { TidingsError } from "./errors.js";
 import { isValidDbName } from "./core/channels.js";
 import { OPTIONS_SCHEMA, RETENTION_SCHEMA } from "./options-schema.js";
 import { check, formatIssues } from "./protocol/schema/check.js";
-import type { Static, TSchema } from "./protocol/schema/type.js";
+import type { Static, TSchema } from "@sinclair/typebox";
 
 /*
  * The types and defaults of the options come from their one declaration,

@@ -3,7 +3,7 @@ import { Option, type Command } from "commander";
 import { assertOptionsShape, type TidingsOptionsInput } from "../options.js";
 import { OPTIONS_SCHEMA } from "../options-schema.js";
 import { check, formatIssues } from "../protocol/schema/check.js";
-import type { TSchema } from "../protocol/schema/type.js";
+import type { TSchema } from "@sinclair/typebox";
 import { TidingsError } from "../errors.js";
 import { formatBytes, formatDuration, parseBytes, parseDurationMs } from "../units.js";
 

@@ -1,4 +1,4 @@
-import { Type } from "./schema/type.js";
+import { Type } from "@sinclair/typebox";
 import { MAX_CURSOR_LENGTH } from "./tryton-bus.js";
 import { CHANGE_TYPES } from "./changes.js";
 
@@ -28,7 +28,7 @@ export const NOTIFY_BODY = Type.Object({
 export const CHANGE_BODY = Type.Object({
   model: Type.String({ minLength: 1, description: "the model's name, e.g. invoice" }),
   type: Type.Union(CHANGE_TYPES.map((t) => Type.Literal(t))),
-  object: Type.Record(Type.Unknown(), { description: "the changed object, serialised by the caller; it has an id" }),
+  object: Type.Record(Type.String(), Type.Unknown(), { description: "the changed object, serialised by the caller; it has an id" }),
   updated_fields: Type.Optional(Type.Array(Type.String())),
   groups: Type.Optional(Type.Array(Type.String(), { minItems: 1, description: "the channels to announce it on, instead of the model's" })),
 });

@@ -1,4 +1,4 @@
-import { Type } from "./schema/type.js";
+import { Type } from "@sinclair/typebox";
 
 /**
  * The bodies of the HTTP command API and the data of the WebSocket command frames

@@ -1,4 +1,4 @@
-import { Type, type Static } from "./schema/type.js";
+import { Type, type Static } from "@sinclair/typebox";
 import { parseWire } from "./validate.js";
 
 /**

@@ -15,7 +15,7 @@ type Json = Record<string, any>;
 
 /** JSON Schema 2020-12 keywords the generated schemas may use. */
 const SCHEMA_KEYWORDS = new Set([
-  "type", "properties", "required", "additionalProperties", "items", "anyOf", "const", "enum",
+  "type", "properties", "required", "additionalProperties", "patternProperties", "items", "anyOf", "const", "enum",
   "minimum", "maximum", "exclusiveMinimum", "minLength", "maxLength", "pattern", "minItems", "maxItems",
   "description", "default", "title", "$ref",
 ]);
@@ -28,6 +28,7 @@ function schemaProblems(schema: unknown, at: string): string[] {
     if (!SCHEMA_KEYWORDS.has(key)) problems.push(`${at}: unknown keyword ${key}`);
     if (key === "properties") for (const [name, sub] of Object.entries(value as Json)) problems.push(...schemaProblems(sub, `${at}.properties.${name}`));
     if (key === "items" || (key === "additionalProperties" && typeof value === "object")) problems.push(...schemaProblems(value, `${at}.${key}`));
+    if (key === "patternProperties") for (const [pattern, sub] of Object.entries(value as Json)) problems.push(...schemaProblems(sub, `${at}.patternProperties[${JSON.stringify(pattern)}]`));
     if (key === "anyOf") (value as unknown[]).forEach((sub, i) => problems.push(...schemaProblems(sub, `${at}.anyOf[${i}]`)));
     if (key === "required" && !(Array.isArray(value) && value.every((k) => typeof k === "string" && k in ((schema as Json).properties ?? {})))) {
       problems.push(`${at}: required names keys that are not properties`);

@@ -1,10 +1,22 @@
-import type { TSchema } from "./type.js";
+import type { TSchema } from "@sinclair/typebox";
+import { TypeCompiler, type TypeCheck } from "@sinclair/typebox/compiler";
+import { Value, ValueErrorType, type ValueError } from "@sinclair/typebox/value";
 
 /**
- * The runtime check of a schema built with ./type.ts: every problem with the path of the
- * value (`accessRules[0].channel`, `databases.app.bus`), not only the first, so that one
- * edit fixes a config file. What it understands is what ./type.ts builds.
+ * Schemas are TypeBox's (`Type.*`); TypeBox checks values and lists what is wrong. This
+ * file only says it in sentences: every problem with the path of the value
+ * (`accessRules[0].channel`, `databases.app.bus`), in the order of the value's keys, so
+ * that one edit fixes a config file.
+ *
+ * Besides JSON Schema's keywords a schema may carry `errorMessage` (the sentence's end when
+ * the value is refused), `requiredMessage` (what follows "has no \"x\" field: "),
+ * `errorCode` (the TidingsError code, inherited by what the schema contains) and
+ * `requiredCode` (the code of a missing field); options also carry `unit`, `flag` and
+ * `defaultText` (src/options-schema.ts). TypeBox ignores them all.
  */
+
+/** Keywords of ours that are not JSON Schema (left out of the OpenAPI document). */
+export const OWN_KEYWORDS: ReadonlySet<string> = new Set(["errorMessage", "errorCode", "requiredMessage", "requiredCode", "unit", "flag", "defaultText"]);
 
 export interface Issue {
   /** `databases.app.bus`, `messages[2]`; "" for the value itself. */
@@ -23,10 +35,6 @@ function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === "object" && v !== null && !Array.isArray(v);
 }
 
-function join(path: string, key: string): string {
-  return /^[A-Za-z_$][\w$]*$/.test(key) ? (path === "" ? key : `${path}.${key}`) : `${path}[${JSON.stringify(key)}]`;
-}
-
 function shown(value: unknown): string {
   const text = JSON.stringify(value);
   return text === undefined ? String(value) : text.length > 60 ? `${text.slice(0, 57)}...` : text;
@@ -39,7 +47,7 @@ export function describeSchema(schema: TSchema): string {
   if (Array.isArray(s.anyOf)) {
     const branches = s.anyOf as Schema[];
     if (branches.every((b) => "const" in b)) return `one of ${branches.map((b) => JSON.stringify(b.const)).join(", ")}`;
-    return branches.map((b) => describeSchema(b as TSchema)).join(" or ");
+    return [...new Set(branches.map((b) => describeSchema(b as TSchema)))].join(" or ");
   }
   switch (s.type) {
     case "string":
@@ -86,113 +94,201 @@ function distance(a: string, b: string): number {
   return prev[b.length]!;
 }
 
-/** The basic JSON type a value has, in JSON Schema's words. */
-function jsonType(v: unknown): string {
-  if (v === null) return "null";
-  if (Array.isArray(v)) return "array";
-  if (typeof v === "number") return Number.isInteger(v) ? "integer" : "number";
-  return typeof v;
-}
-
-/** Whole numbers are checked as such after the type, so that 1.5 is told it needs to be whole. */
+/** Whether a value is of a schema's JSON type (any number counts for "integer": 1.5 is told it must be whole). */
 function typeMatches(type: unknown, v: unknown): boolean {
-  if (type === undefined) return true;
-  const t = jsonType(v);
-  return type === t || ((type === "number" || type === "integer") && (t === "integer" || t === "number"));
+  switch (type) {
+    case undefined:
+      return true;
+    case "null":
+      return v === null;
+    case "array":
+      return Array.isArray(v);
+    case "object":
+      return isObject(v);
+    case "integer":
+      return typeof v === "number";
+    default:
+      return typeof v === type;
+  }
 }
 
-/** Every problem of `value` against `schema` (an empty list: the value is accepted). */
-export function check(schema: TSchema, value: unknown, path = ""): Issue[] {
-  const issues: Issue[] = [];
-  visit(schema as Schema, value, path, issues, undefined);
-  return issues;
+/** `/accessRules/0/channel` → ["accessRules", "0", "channel"] (RFC 6901 unescaped). */
+function segments(pointer: string): string[] {
+  return pointer === "" ? [] : pointer.slice(1).split("/").map((s) => s.replace(/~1/g, "/").replace(/~0/g, "~"));
 }
 
-function visit(s: Schema, v: unknown, path: string, out: Issue[], inherited: string | undefined): void {
-  const code = typeof s.errorCode === "string" ? s.errorCode : inherited;
-  const fail = (message: string): void => {
-    out.push({ path, message: typeof s.errorMessage === "string" ? s.errorMessage : message, ...(code ? { code } : {}) });
+/** The values along a pointer's segments, starting with the root. */
+function valuesAlong(root: unknown, keys: readonly string[]): unknown[] {
+  const out = [root];
+  for (const key of keys) {
+    const at = out[out.length - 1];
+    out.push(typeof at === "object" && at !== null ? (at as Record<string, unknown>)[key] : undefined);
+  }
+  return out;
+}
+
+/** `accessRules[0].channel`, `databases["my db"]`: as a user would write it, after `prefix`. */
+function display(prefix: string, keys: readonly string[], values: readonly unknown[]): string {
+  let path = prefix;
+  keys.forEach((key, i) => {
+    if (Array.isArray(values[i])) path += `[${key}]`;
+    else if (/^[A-Za-z_$][\w$]*$/.test(key)) path = path === "" ? key : `${path}.${key}`;
+    else path += `[${JSON.stringify(key)}]`;
+  });
+  return path;
+}
+
+/** The schema a key of a value checked against `schema` is checked against. */
+function child(schema: Schema | undefined, key: string): Schema | undefined {
+  if (schema === undefined) return undefined;
+  const properties = schema.properties as Record<string, Schema> | undefined;
+  if (properties?.[key] !== undefined) return properties[key];
+  if (isObject(schema.patternProperties)) return Object.values(schema.patternProperties)[0] as Schema;
+  if (isObject(schema.additionalProperties)) return schema.additionalProperties;
+  if (isObject(schema.items)) return schema.items;
+  return undefined;
+}
+
+function codeAlong(chain: readonly (Schema | undefined)[], inherited: string | undefined): string | undefined {
+  let code = inherited;
+  for (const s of chain) if (typeof s?.errorCode === "string") code = s.errorCode;
+  return code;
+}
+
+interface Found {
+  readonly issue: Issue;
+  /** Where it sorts: the positions of its keys in the value; a missing field sorts first in its object. */
+  readonly order: number[];
+}
+
+/** Turns TypeBox's errors (below `root`, a schema at `rootKeys`) into issues. */
+function collect(root: Schema, rootKeys: readonly string[], errors: Iterable<ValueError>, value: unknown, prefix: string, inherited: string | undefined, out: Found[]): void {
+  const missing = new Map<string, { keys: string[]; names: string[]; parent: (Schema | undefined)[] }>();
+  const absent: string[] = [];
+  const said = new Set<string>();
+  const positionOf = (keys: readonly string[], values: readonly unknown[]): number[] =>
+    keys.map((key, i) => (Array.isArray(values[i]) ? Number(key) : isObject(values[i]) ? Object.keys(values[i] as object).indexOf(key) : 0));
+
+  for (const error of errors) {
+    const keys = segments(error.path);
+    // The schemas from the root (a union's branch, under a union) to the error's node, for codes.
+    const chain: (Schema | undefined)[] = [root];
+    for (const key of keys.slice(rootKeys.length)) chain.push(child(chain[chain.length - 1], key));
+    const values = valuesAlong(value, keys);
+
+    if (error.type === ValueErrorType.ObjectRequiredProperty) {
+      const parentKeys = keys.slice(0, -1);
+      const at = parentKeys.join("/");
+      const entry = missing.get(at) ?? { keys: parentKeys, names: [], parent: chain.slice(0, -1) };
+      const name = keys[keys.length - 1]!;
+      if (!entry.names.includes(name)) entry.names.push(name);
+      missing.set(at, entry);
+      absent.push(error.path);
+      continue;
+    }
+    // TypeBox also checks a missing field's schema against undefined: the field is missing, that is all.
+    if (absent.some((p) => error.path === p || error.path.startsWith(`${p}/`))) continue;
+    if (said.has(error.path) && error.type !== ValueErrorType.ObjectAdditionalProperties) continue;
+    said.add(error.path);
+
+    const order = positionOf(keys, values);
+    if (error.type === ValueErrorType.ObjectAdditionalProperties) {
+      const known = Object.keys((error.schema as Schema).properties ?? {});
+      const hint = closest(keys[keys.length - 1]!, known);
+      const message = hint !== undefined ? `(did you mean ${JSON.stringify(hint)}?)` : `(known: ${known.join(", ")})`;
+      const code = codeAlong(chain.slice(0, -1), inherited);
+      out.push({ issue: { path: display(prefix, keys, values), message, unknownKey: true, ...(code ? { code } : {}) }, order });
+      continue;
+    }
+    const code = codeAlong(chain, inherited);
+    if (error.type === ValueErrorType.Union) {
+      const branch = bestBranch(error);
+      if (branch !== undefined) {
+        collect(branch.schema, keys, branch.errors, value, prefix, code, out);
+        continue;
+      }
+    }
+    const s = error.schema as Schema;
+    const sentence = typeof s.errorMessage === "string" ? s.errorMessage : sentenceOf(error);
+    out.push({ issue: { path: display(prefix, keys, values), message: sentence, ...(code ? { code } : {}) }, order });
+  }
+
+  for (const { keys, names, parent } of missing.values()) {
+    const object = parent[parent.length - 1];
+    const hint = typeof object?.requiredMessage === "string" ? `: ${object.requiredMessage}` : ".";
+    // `requiredCode` when the object declares one: a command without "method" is a bad command.
+    const code = typeof object?.requiredCode === "string" ? object.requiredCode : codeAlong(parent, inherited);
+    const values = valuesAlong(value, keys);
+    const message = `has no ${names.map((k) => JSON.stringify(k)).join(" and ")} field${names.length > 1 ? "s" : ""}${hint}`;
+    out.push({ issue: { path: display(prefix, keys, values), message, ...(code ? { code } : {}) }, order: [...positionOf(keys, values), -1] });
+  }
+}
+
+/**
+ * The branch of a refused union that the value meant, which says more than "must be A or
+ * B": among those of the value's own type, the one whose required keys the value has most
+ * of (the first on a tie). None when the value has none of the branches' types.
+ */
+function bestBranch(error: ValueError): { schema: Schema; errors: Iterable<ValueError> } | undefined {
+  const branches = (error.schema as Schema).anyOf as Schema[];
+  const v = error.value;
+  let best = -1;
+  let bestScore = -1;
+  branches.forEach((b, i) => {
+    if ("const" in b || b.type === undefined || !typeMatches(b.type, v)) return;
+    const required = (b.required as string[] | undefined) ?? [];
+    const score = isObject(v) ? required.filter((k) => v[k] !== undefined).length : 0;
+    if (score > bestScore) [best, bestScore] = [i, score];
+  });
+  return best < 0 ? undefined : { schema: branches[best]!, errors: error.errors[best]! };
+}
+
+function sentenceOf(error: ValueError): string {
+  const s = error.schema as Schema;
+  const v = error.value;
+  switch (error.type) {
+    case ValueErrorType.Integer:
+      if (typeof v === "number" && Number.isFinite(v)) return `must be a whole number, got ${shown(v)}.`;
+      break;
+    case ValueErrorType.StringMaxLength:
+      return `must have at most ${s.maxLength as number} characters.`;
+    case ValueErrorType.StringPattern:
+      return `must match ${s.pattern as string}, got ${shown(v)}.`;
+    case ValueErrorType.ArrayMinItems:
+      return `must have at least ${s.minItems as number} item${s.minItems === 1 ? "" : "s"}.`;
+    case ValueErrorType.ArrayMaxItems:
+      return `may have at most ${s.maxItems as number} items.`;
+  }
+  return `must be ${describeSchema(s as TSchema)}, got ${shown(v)}.`;
+}
+
+function issuesOf(schema: TSchema, errors: Iterable<ValueError>, value: unknown, prefix: string): Issue[] {
+  const found: Found[] = [];
+  collect(schema as Schema, [], errors, value, prefix, undefined, found);
+  const before = (a: number[], b: number[]): number => {
+    for (let i = 0; i < Math.min(a.length, b.length); i++) if (a[i] !== b[i]) return a[i]! - b[i]!;
+    return a.length - b.length;
   };
-  const wrong = (): void => fail(`must be ${describeSchema(s as TSchema)}, got ${shown(v)}.`);
+  return found.sort((a, b) => before(a.order, b.order)).map((f) => f.issue);
+}
 
-  if ("const" in s) {
-    if (v !== s.const) wrong();
-    return;
-  }
-  if (Array.isArray(s.anyOf)) {
-    const branches = s.anyOf as Schema[];
-    const results = branches.map((b) => {
-      const found: Issue[] = [];
-      visit(b, v, path, found, code);
-      return found;
-    });
-    if (results.some((r) => r.length === 0)) return;
-    // The branch meant says more than "must be A or B": among those of the value's own type,
-    // the one whose required keys the value has most of (the first on a tie).
-    let best = -1;
-    let bestScore = -1;
-    branches.forEach((b, i) => {
-      if (b.type === undefined || !typeMatches(b.type, v)) return;
-      const required = (b.required as string[] | undefined) ?? [];
-      const score = isObject(v) ? required.filter((k) => v[k] !== undefined).length : 0;
-      if (score > bestScore) [best, bestScore] = [i, score];
-    });
-    if (best >= 0) out.push(...results[best]!);
-    else wrong();
-    return;
-  }
-  if (!typeMatches(s.type, v) || (typeof v === "number" && !Number.isFinite(v))) return wrong();
-  switch (s.type) {
-    case "string": {
-      const text = v as string;
-      if (typeof s.minLength === "number" && text.length < s.minLength) return wrong();
-      if (typeof s.maxLength === "number" && text.length > s.maxLength) return fail(`must have at most ${s.maxLength} characters.`);
-      if (typeof s.pattern === "string" && !new RegExp(s.pattern).test(text)) return fail(`must match ${s.pattern}, got ${shown(v)}.`);
-      return;
-    }
-    case "number":
-    case "integer": {
-      const n = v as number;
-      if (s.type === "integer" && !Number.isInteger(n)) return fail(`must be a whole number, got ${shown(v)}.`);
-      if (typeof s.exclusiveMinimum === "number" && !(n > s.exclusiveMinimum)) return wrong();
-      if (typeof s.minimum === "number" && n < s.minimum) return wrong();
-      if (typeof s.maximum === "number" && n > s.maximum) return wrong();
-      return;
-    }
-    case "array": {
-      const list = v as unknown[];
-      if (typeof s.minItems === "number" && list.length < s.minItems) return fail(`must have at least ${s.minItems} item${s.minItems === 1 ? "" : "s"}.`);
-      if (typeof s.maxItems === "number" && list.length > s.maxItems) return fail(`may have at most ${s.maxItems} items.`);
-      if (isObject(s.items)) list.forEach((item, i) => visit(s.items as Schema, item, `${path}[${i}]`, out, code));
-      return;
-    }
-    case "object": {
-      const obj = v as Record<string, unknown>;
-      const properties = isObject(s.properties) ? (s.properties as Record<string, Schema>) : {};
-      const missing = ((s.required as string[] | undefined) ?? []).filter((k) => obj[k] === undefined);
-      if (missing.length > 0) {
-        const names = missing.map((k) => JSON.stringify(k)).join(" and ");
-        const hint = typeof s.requiredMessage === "string" ? `: ${s.requiredMessage}` : ".";
-        // `requiredCode` when the object declares one: a command without "method" is a bad command.
-        const missingCode = typeof s.requiredCode === "string" ? s.requiredCode : code;
-        out.push({ path, message: `has no ${names} field${missing.length > 1 ? "s" : ""}${hint}`, ...(missingCode ? { code: missingCode } : {}) });
-      }
-      for (const [key, value] of Object.entries(obj)) {
-        const where = join(path, key);
-        const known = properties[key];
-        if (known !== undefined) {
-          if (value !== undefined) visit(known, value, where, out, code);
-        } else if (isObject(s.additionalProperties)) {
-          visit(s.additionalProperties as Schema, value, where, out, code);
-        } else if (s.additionalProperties === false) {
-          const hint = closest(key, Object.keys(properties));
-          const message = hint !== undefined ? `(did you mean ${JSON.stringify(hint)}?)` : `(known: ${Object.keys(properties).join(", ")})`;
-          out.push({ path: where, message, unknownKey: true, ...(code ? { code } : {}) });
-        }
-      }
-      return;
-    }
-  }
+/**
+ * Every problem of `value` against `schema` (an empty list: the value is accepted); paths
+ * start with `prefix` (the option's key when one option is checked alone).
+ */
+export function check(schema: TSchema, value: unknown, prefix = ""): Issue[] {
+  if (Value.Check(schema, value)) return [];
+  return issuesOf(schema, Value.Errors(schema, value), value, prefix);
+}
+
+const compiled = new WeakMap<TSchema, TypeCheck<TSchema>>();
+
+/** `check` with TypeBox's compiled checker, for the schemas checked on every request. */
+export function checkCompiled(schema: TSchema, value: unknown): Issue[] {
+  let checker = compiled.get(schema);
+  if (checker === undefined) compiled.set(schema, (checker = TypeCompiler.Compile(schema)));
+  if (checker.Check(value)) return [];
+  return issuesOf(schema, checker.Errors(value), value, "");
 }
 
 /**

@@ -8,7 +8,7 @@ import { addressChannel, commandDelivery, commandView } from "../../protocol/com
 import { claimLoop } from "../../protocol/claim-loop.js";
 import { parseOutcome } from "../../commands/validation.js";
 import { CLAIM_BODY, CLAIMER_BODY, RELEASE_BODY, RESULT_BODY, SEND_COMMAND_BODY } from "../../protocol/command-bodies.js";
-import type { Static, TSchema } from "../../protocol/schema/type.js";
+import type { Static, TSchema } from "@sinclair/typebox";
 import { sendJson } from "./respond.js";
 
 const STATES: readonly CommandState[] = ["pending", "delivered", "running", "succeeded", "failed", "expired", "cancelled"];

@@ -1,5 +1,6 @@
 import { readFileSync } from "node:fs";
-import { OWN_KEYWORDS, type TSchema } from "../../protocol/schema/type.js";
+import type { TSchema } from "@sinclair/typebox";
+import { OWN_KEYWORDS } from "../../protocol/schema/check.js";
 import type { Role, RouteSpec } from "./router.js";
 
 /**

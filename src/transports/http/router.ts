@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
-import type { Static, TSchema } from "../../protocol/schema/type.js";
+import type { Static, TSchema } from "@sinclair/typebox";
 import { parseWire } from "../../protocol/validate.js";
 import { readJsonBody, type BodyOwner } from "./body.js";
 

@@ -95,6 +95,9 @@ const SETTLED_CODES = new Set(["TIDINGS_ERR_COMMAND_FINAL", "TIDINGS_ERR_COMMAND
 /** Answers to a result that the server will never accept: an error is reported instead. */
 const REFUSED_CODES = new Set(["TIDINGS_ERR_COMMAND_TOO_LARGE", "TIDINGS_ERR_COMMAND_INVALID"]);
 
+/** Failures to open in a row, with the server answering, before a transport that worked is left. */
+const STRIKES_BEFORE_FALLBACK = 3;
+
 /**
  * The tidings client: subscriptions that resume from their cursor after every reconnect,
  * over WebSocket, Server-Sent Events or long-polling; publish, application calls,
@@ -294,6 +297,9 @@ export class TidingsClient extends TypedEvents<TidingsClientEventMap> {
   private async run(): Promise<void> {
     let index = 0;
     let failures = 0;
+    // Transports that connected before on this client, and failures to open in a row.
+    const worked = new Set<TransportName>();
+    let strikes = 0;
     while (!this.closed) {
       const name = this.names[index % this.names.length]!;
       const t = this.makeTransport(name);
@@ -310,6 +316,8 @@ export class TidingsClient extends TypedEvents<TidingsClientEventMap> {
         if (!ok) throw new Error(`${name}: the subscriptions could not be read`);
         // Open and reading: from now on a failure is a drop, not a transport that does not work here.
         opened = true;
+        worked.add(name);
+        strikes = 0;
         this.backoff.reset();
         failures = 0;
         this.emit("connected", { transport: name });
@@ -332,7 +340,15 @@ export class TidingsClient extends TypedEvents<TidingsClientEventMap> {
         this.emit("error", err);
         // A transport that fails while the server answers is refused or blocked here: try the
         // next. When the server does not answer at all (a restart), stay with the preferred one.
-        if (!opened && (await this.reachable())) index++;
+        // One that connected before gets a few tries: in a reconnect storm some handshakes fail
+        // while /healthz answers, and that is no reason to leave WebSocket.
+        if (!opened && (await this.reachable())) {
+          strikes++;
+          if (!worked.has(name) || strikes >= STRIKES_BEFORE_FALLBACK) {
+            index++;
+            strikes = 0;
+          }
+        }
       }
       failures++;
       const delayMs = this.backoff.next();

@@ -1,0 +1,279 @@
+/**
+ * Soak (not a test): one `tidings serve` (the real CLI, SQLite) on loopback, under steady
+ * publishing, with thousands of clients spread over WebSocket (rohrpost), SSE and Tryton
+ * long-polling in client processes of their own. Clients leave now and then and resume
+ * from their cursor. Every interval the runner records the server's RSS, open file
+ * descriptors and CPU (from /proc) and the p99 delivery latency; at the end every client
+ * must have every message of its channel, once, in order.
+ *
+ *   node --import tsx bench/soak/run.ts [--duration 600] [--clients 5000] [--rate 50]
+ *        [--channels 50] [--churn 60] [--pause 3] [--interval 10] [--procs-per-transport 2]
+ *        [--store sqlite|memory] [--out docs/soak.json] [--png docs/soak.png]
+ *
+ * --duration, --churn, --pause, --interval are seconds. Clients are spread round robin over
+ * the transports and the channels; --rate is messages per second over all channels.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { cpus, loadavg, tmpdir } from "node:os";
+import { join } from "node:path";
+import { randomBytes } from "node:crypto";
+import { createInterface } from "node:readline";
+import { fileURLToPath } from "node:url";
+import { signToken } from "../../src/auth/tokens.js";
+import { Histogram } from "../longpoll/histogram.js";
+import { cpuMs, memoryMiB } from "../longpoll/proc-stats.js";
+import { Worker } from "../scale-out/worker.js";
+import { chartSvg, writePng } from "./chart.js";
+import type { Anomaly, ClientsSample, FromClients, FromPublisher, Transport } from "./ipc.js";
+
+function arg(name: string, fallback: string): string {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 && process.argv[i + 1] !== undefined ? process.argv[i + 1]! : fallback;
+}
+
+const DURATION_S = Number(arg("duration", "600"));
+const CLIENTS = Number(arg("clients", "5000"));
+const RATE = Number(arg("rate", "50"));
+const CHANNELS = Number(arg("channels", "50"));
+const CHURN_S = Number(arg("churn", "60"));
+const PAUSE_S = Number(arg("pause", "3"));
+const INTERVAL_S = Number(arg("interval", "10"));
+const PROCS_PER_TRANSPORT = Number(arg("procs-per-transport", "2"));
+const STORE = arg("store", "sqlite");
+const OUT = arg("out", "");
+const PNG = arg("png", "");
+const TRANSPORTS: readonly Transport[] = ["websocket", "sse", "longpoll"];
+
+const CLI = fileURLToPath(new URL("../../bin/tidings.mjs", import.meta.url));
+const HERE = new URL("./", import.meta.url);
+const SECRET = randomBytes(32).toString("base64url");
+const DB = "soak";
+
+// ---- the server --------------------------------------------------------------------------------
+
+function startServer(dataDir: string): Promise<{ url: string; child: ChildProcess }> {
+  const store = STORE === "memory" ? "memory:" : `sqlite:${join(dataDir, "tidings.db")}`;
+  const limit = String(CLIENTS * 2 + 100);
+  const child = spawn(
+    process.execPath,
+    [CLI, "serve", "--port", "0", "--store", store, "--data-dir", dataDir, "--secret", SECRET, "--databases", DB,
+      "--max-connections", limit, "--max-connections-per-address", limit, "--log-level", "warn"],
+    { stdio: ["ignore", "pipe", "pipe"] },
+  );
+  createInterface({ input: child.stdout! }).on("line", (line) => process.stderr.write(`[server] ${line}\n`));
+  return new Promise((resolve, reject) => {
+    // The one human line, on stderr: `tidings listening on http://127.0.0.1:<port> · …`.
+    createInterface({ input: child.stderr! }).on("line", (line) => {
+      const m = /^tidings listening on (http:\/\/\S+)/.exec(line);
+      if (m) return resolve({ url: m[1]!, child });
+      process.stderr.write(`[server] ${line}\n`);
+    });
+    child.once("exit", (code) => reject(new Error(`tidings serve exited with ${code}`)));
+  });
+}
+
+function openFds(pid: number): number {
+  return readdirSync(`/proc/${pid}/fd`).length;
+}
+
+function stop(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => child.kill("SIGKILL"), 15_000);
+    child.once("exit", () => {
+      clearTimeout(timer);
+      resolve();
+    });
+    child.kill("SIGTERM");
+  });
+}
+
+// ---- samples -----------------------------------------------------------------------------------
+
+interface Point {
+  /** Seconds since publishing started. */
+  readonly t: number;
+  readonly rssMiB: number;
+  readonly fds: number;
+  /** Server CPU over the interval, in cores. */
+  readonly serverCores: number;
+  readonly deliveriesPerSecond: number;
+  readonly p50: number;
+  readonly p99: number;
+  readonly connected: number;
+  readonly resumesPerSecond: number;
+  readonly loadAverage: number;
+}
+
+type Totals = Omit<ClientsSample, "transport" | "latency" | "anomalies" | "connected">;
+const ZERO: Totals = { deliveries: 0, caughtUp: 0, duplicates: 0, disorder: 0, lost: 0, gaps: 0, resumes: 0, failures: 0 };
+
+function add(a: Totals, b: Totals): Totals {
+  const out = { ...a };
+  for (const k of Object.keys(ZERO) as Array<keyof Totals>) out[k] = a[k] + b[k];
+  return out;
+}
+
+const fmt = (n: number, digits = 0): string =>
+  Number.isFinite(n) ? n.toLocaleString("en-US", { maximumFractionDigits: digits, minimumFractionDigits: digits }) : "–";
+
+// ---- the run -----------------------------------------------------------------------------------
+
+const dataDir = mkdtempSync(join(tmpdir(), "tidings-soak-"));
+const started = new Date();
+console.error(
+  `soak: ${CLIENTS} clients (${TRANSPORTS.join(", ")}), ${RATE} msg/s over ${CHANNELS} channels, churn every ~${CHURN_S} s with pauses up to ${PAUSE_S} s, ${DURATION_S} s, store ${STORE}; ${cpus().length} CPUs, load ${loadavg()[0]!.toFixed(1)}`,
+);
+const server = await startServer(dataDir);
+const pid = server.child.pid!;
+const workers: Worker<FromClients>[] = [];
+const publisher = new Worker<FromPublisher>(new URL("publisher.ts", HERE));
+const anomalies: Anomaly[] = [];
+const points: Point[] = [];
+const perTransport = new Map<Transport, Totals>(TRANSPORTS.map((t) => [t, ZERO]));
+const allLatency = new Histogram();
+let finalBehind = 0;
+let publishedSummary: Extract<FromPublisher, { type: "stopped" }> | null = null;
+try {
+  const channels = Array.from({ length: CHANNELS }, (_, k) => `soak:${k}`);
+  const specs = await Promise.all(
+    Array.from({ length: CLIENTS }, async (_, i) => ({
+      user: `u${i}`,
+      token: await signToken(SECRET, { db: DB, user: `u${i}`, channels: ["soak:*"], ttlSeconds: DURATION_S + 3600 }),
+      channel: channels[i % CHANNELS]!,
+      transport: TRANSPORTS[i % TRANSPORTS.length]!,
+    })),
+  );
+  for (const transport of TRANSPORTS) {
+    const mine = specs.filter((s) => s.transport === transport);
+    for (let p = 0; p < PROCS_PER_TRANSPORT; p++) {
+      const w = new Worker<FromClients>(new URL("clients.ts", HERE));
+      workers.push(w);
+      w.send({
+        type: "start",
+        config: {
+          url: server.url,
+          db: DB,
+          transport,
+          clients: mine.filter((_, i) => i % PROCS_PER_TRANSPORT === p).map(({ user, token, channel }) => ({ user, token, channel })),
+          churnMs: CHURN_S * 1000,
+          pauseMs: PAUSE_S * 1000,
+        },
+      });
+    }
+  }
+  const ready = await Promise.all(workers.map((w) => w.next("ready", 300_000)));
+  console.error(`${ready.reduce((n, r) => n + r.connected, 0)} clients connected; server RSS ${fmt(memoryMiB(pid).rss)} MiB, ${openFds(pid)} fds`);
+
+  const publisherToken = await signToken(SECRET, { db: DB, user: "publisher", role: "publisher", ttlSeconds: DURATION_S + 3600 });
+  publisher.send({ type: "start", config: { url: server.url, db: DB, token: publisherToken, channels, rate: RATE } });
+  const t0 = performance.now();
+  let cpu0 = cpuMs(pid);
+  let tPrev = t0;
+  let before: Totals = ZERO;
+  for (let k = 1; k * INTERVAL_S <= DURATION_S; k++) {
+    await new Promise((r) => setTimeout(r, t0 + k * INTERVAL_S * 1000 - performance.now()));
+    for (const w of workers) w.send({ type: "sample" });
+    const samples = await Promise.all(workers.map((w) => w.next("sample", 60_000)));
+    const tNow = performance.now();
+    const cpu = cpuMs(pid);
+    const latency = new Histogram();
+    let totals = ZERO;
+    for (const s of samples) {
+      latency.addSparse(s.latency);
+      allLatency.addSparse(s.latency);
+      totals = add(totals, s);
+      anomalies.push(...s.anomalies);
+    }
+    const seconds = (tNow - tPrev) / 1000;
+    const point: Point = {
+      t: Math.round((tNow - t0) / 1000),
+      rssMiB: memoryMiB(pid).rss,
+      fds: openFds(pid),
+      serverCores: (cpu - cpu0) / (tNow - tPrev),
+      deliveriesPerSecond: (totals.deliveries - before.deliveries) / seconds,
+      p50: latency.quantile(0.5),
+      p99: latency.quantile(0.99),
+      connected: samples.reduce((n, s) => n + s.connected, 0),
+      resumesPerSecond: (totals.resumes - before.resumes) / seconds,
+      loadAverage: loadavg()[0]!,
+    };
+    points.push(point);
+    console.error(
+      `${point.t} s: RSS ${fmt(point.rssMiB)} MiB, ${point.fds} fds, ${fmt(point.serverCores, 2)} cores, ${fmt(point.deliveriesPerSecond)} deliveries/s, p50 ${fmt(point.p50, 1)} / p99 ${fmt(point.p99, 1)} ms, ${point.connected} connected, ${fmt(point.resumesPerSecond, 1)} resumes/s; dup ${totals.duplicates}, lost ${totals.lost}, disorder ${totals.disorder}, load ${point.loadAverage.toFixed(1)}`,
+    );
+    before = totals;
+    tPrev = tNow;
+    cpu0 = cpu;
+  }
+
+  publisher.send({ type: "stop" });
+  publishedSummary = await publisher.next("stopped", 60_000);
+  for (const w of workers) w.send({ type: "finish", lastSeq: publishedSummary.lastSeq, timeoutMs: 60_000 });
+  const finals = await Promise.all(workers.map((w) => w.next("finished", 120_000)));
+  for (const f of finals) {
+    perTransport.set(f.transport, add(perTransport.get(f.transport)!, f));
+    allLatency.addSparse(f.latency);
+    anomalies.push(...f.anomalies);
+    finalBehind += f.behind;
+  }
+} finally {
+  for (const w of workers) w.kill();
+  publisher.kill();
+  await stop(server.child);
+  rmSync(dataDir, { recursive: true, force: true });
+}
+
+// ---- report ------------------------------------------------------------------------------------
+
+const first = points[0]!;
+const last = points.at(-1)!;
+const total = [...perTransport.values()].reduce(add, ZERO);
+const result = {
+  started: started.toISOString(),
+  machine: `${cpus().length} × ${cpus()[0]?.model ?? "?"}, Node ${process.version}`,
+  command: `node --import tsx bench/soak/run.ts ${process.argv.slice(2).join(" ")}`.trim(),
+  settings: { durationSeconds: DURATION_S, clients: CLIENTS, rate: RATE, channels: CHANNELS, churnSeconds: CHURN_S, pauseSeconds: PAUSE_S, intervalSeconds: INTERVAL_S, store: STORE },
+  published: publishedSummary,
+  start: first,
+  end: last,
+  p99Overall: allLatency.quantile(0.99),
+  perTransport: Object.fromEntries(perTransport),
+  total,
+  behindAtEnd: finalBehind,
+  anomalies: anomalies.slice(0, 50),
+  points,
+};
+if (OUT) writeFileSync(OUT, `${JSON.stringify(result, null, 1)}\n`);
+if (PNG) {
+  const minutes = (p: Point): number => p.t / 60;
+  const svg = chartSvg(`tidings soak: ${fmt(CLIENTS)} clients (WebSocket, SSE, long-poll), ${RATE} msg/s, ${fmt(DURATION_S / 60, 1)} min, ${STORE}`, [
+    { title: "server RSS", unit: "MiB", points: points.map((p) => [minutes(p), p.rssMiB]) },
+    { title: "server open file descriptors", unit: "count", points: points.map((p) => [minutes(p), p.fds]) },
+    { title: "p99 delivery latency", unit: "ms", points: points.map((p) => [minutes(p), p.p99]) },
+    { title: "deliveries", unit: "per second", points: points.map((p) => [minutes(p), p.deliveriesPerSecond]) },
+  ]);
+  await writePng(svg, PNG);
+}
+
+console.log(`| | start (${first.t} s) | end (${last.t} s) |`);
+console.log("|---|---:|---:|");
+console.log(`| server RSS, MiB | ${fmt(first.rssMiB)} | ${fmt(last.rssMiB)} |`);
+console.log(`| server open fds | ${first.fds} | ${last.fds} |`);
+console.log(`| p50 / p99 delivery latency, ms | ${fmt(first.p50, 1)} / ${fmt(first.p99, 1)} | ${fmt(last.p50, 1)} / ${fmt(last.p99, 1)} |`);
+console.log(`| deliveries/s | ${fmt(first.deliveriesPerSecond)} | ${fmt(last.deliveriesPerSecond)} |`);
+console.log(`| server CPU, cores | ${fmt(first.serverCores, 2)} | ${fmt(last.serverCores, 2)} |`);
+console.log(`| clients connected | ${first.connected} | ${last.connected} |`);
+console.log("");
+console.log("| transport | deliveries | caught up after resume | resumes | failures | duplicates | lost | out of order | gap signals |");
+console.log("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+for (const [t, s] of perTransport) {
+  console.log(`| ${t} | ${fmt(s.deliveries)} | ${fmt(s.caughtUp)} | ${fmt(s.resumes)} | ${s.failures} | ${s.duplicates} | ${s.lost} | ${s.disorder} | ${s.gaps} |`);
+}
+console.log("");
+console.log(
+  `published ${fmt(publishedSummary?.published ?? 0)} (${publishedSummary?.errors ?? "?"} refused${publishedSummary?.firstError ? `: ${publishedSummary.firstError}` : ""}); p99 over the run ${fmt(result.p99Overall, 1)} ms; clients behind at the end ${finalBehind}; load average ${loadavg()[0]!.toFixed(1)}`,
+);
+if (anomalies.length > 0) console.error(`anomalies (first ${Math.min(10, anomalies.length)}):\n${anomalies.slice(0, 10).map((a) => JSON.stringify(a)).join("\n")}`);
+process.exit(total.duplicates + total.lost + total.disorder + finalBehind === 0 ? 0 : 1);

@@ -31,6 +31,7 @@ let duplicates = 0;
 let disorder = 0;
 let lost = 0;
 let gaps = 0;
+let republished = 0;
 let failures = 0;
 const anomalies: Anomaly[] = [];
 let churning = true;
@@ -63,14 +64,22 @@ class Client {
     deliveries++;
     const anomaly = (kind: Anomaly["kind"]): void =>
       note({ kind, transport: config.transport, user: this.spec.user, id, seq, lastSeq: this.lastSeq, cursor: this.cursor, sinceConnectMs: t - this.connectedAt, resumes: this.resumes });
-    if (this.lastSeq >= 0 && seq <= this.lastSeq) {
-      duplicates++;
-      anomaly("duplicate");
+    // Ids grow along the log: one not past the cursor was delivered already (or out of order).
+    if (this.cursor !== null && id <= this.cursor) {
+      if (id === this.cursor || seq <= this.lastSeq) {
+        duplicates++;
+        anomaly("duplicate");
+      } else {
+        disorder++;
+        anomaly("disorder");
+      }
       return;
     }
-    if (this.cursor !== null && id <= this.cursor) {
-      disorder++;
-      anomaly("disorder");
+    // The same seq under a new id: the publisher published it again after an answer that never came.
+    if (this.lastSeq >= 0 && seq <= this.lastSeq) {
+      republished++;
+      this.cursor = id;
+      return;
     }
     if (this.lastSeq >= 0 && seq > this.lastSeq + 1) {
       lost += seq - this.lastSeq - 1;
@@ -235,6 +244,7 @@ function sample(): ClientsSample {
     disorder,
     lost,
     gaps,
+    republished,
     resumes: clients.reduce((n, c) => n + c.resumes, 0),
     failures,
     connected: clients.filter((c) => c.connected).length,

@@ -43,6 +43,8 @@ export interface ClientsSample {
   readonly disorder: number;
   readonly lost: number;
   readonly gaps: number;
+  /** Deliveries of a message the publisher published twice (it timed out waiting for the first answer): not an error of the server. */
+  readonly republished: number;
   /** Disconnections on purpose, each followed by a resume from the cursor. */
   readonly resumes: number;
   /** Connections the server or the network closed, or that failed. */
@@ -76,5 +78,13 @@ export interface PublisherConfig {
 
 export type ToPublisher = { type: "start"; config: PublisherConfig } | { type: "stop" };
 export type FromPublisher =
-  | { type: "stopped"; published: number; errors: number; firstError: string | null; lastSeq: Record<string, number> }
+  | {
+      type: "stopped";
+      published: number;
+      errors: number;
+      firstError: string | null;
+      /** Ticks left out because the channel's previous publish was still unanswered (the server is behind). */
+      skipped: number;
+      lastSeq: Record<string, number>;
+    }
   | { type: "error"; text: string };

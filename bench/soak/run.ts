@@ -13,17 +13,15 @@
  * --duration, --churn, --pause, --interval are seconds. Clients are spread round robin over
  * the transports and the channels; --rate is messages per second over all channels.
  */
-import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
-import { createInterface } from "node:readline";
-import { fileURLToPath } from "node:url";
 import { signToken } from "../../src/auth/tokens.js";
 import { Histogram } from "../longpoll/histogram.js";
 import { cpuMs, memoryMiB } from "../longpoll/proc-stats.js";
 import { Worker } from "../scale-out/worker.js";
+import { startServe, stopProcess, type ServeProcess } from "../serve-process.js";
 import { chartSvg, writePng } from "./chart.js";
 import type { Anomaly, ClientsSample, FromClients, FromPublisher, Transport } from "./ipc.js";
 
@@ -45,48 +43,21 @@ const OUT = arg("out", "");
 const PNG = arg("png", "");
 const TRANSPORTS: readonly Transport[] = ["websocket", "sse", "longpoll"];
 
-const CLI = fileURLToPath(new URL("../../bin/tidings.mjs", import.meta.url));
 const HERE = new URL("./", import.meta.url);
 const SECRET = randomBytes(32).toString("base64url");
 const DB = "soak";
 
 // ---- the server --------------------------------------------------------------------------------
 
-function startServer(dataDir: string): Promise<{ url: string; child: ChildProcess }> {
+function startServer(dataDir: string): Promise<ServeProcess> {
   const store = STORE === "memory" ? "memory:" : `sqlite:${join(dataDir, "tidings.db")}`;
   const limit = String(CLIENTS * 2 + 100);
-  const child = spawn(
-    process.execPath,
-    [CLI, "serve", "--port", "0", "--store", store, "--data-dir", dataDir, "--secret", SECRET, "--databases", DB,
-      "--max-connections", limit, "--max-connections-per-address", limit, "--log-level", "warn"],
-    { stdio: ["ignore", "pipe", "pipe"] },
-  );
-  createInterface({ input: child.stdout! }).on("line", (line) => process.stderr.write(`[server] ${line}\n`));
-  return new Promise((resolve, reject) => {
-    // The one human line, on stderr: `tidings listening on http://127.0.0.1:<port> · …`.
-    createInterface({ input: child.stderr! }).on("line", (line) => {
-      const m = /^tidings listening on (http:\/\/\S+)/.exec(line);
-      if (m) return resolve({ url: m[1]!, child });
-      process.stderr.write(`[server] ${line}\n`);
-    });
-    child.once("exit", (code) => reject(new Error(`tidings serve exited with ${code}`)));
-  });
+  return startServe(["--store", store, "--data-dir", dataDir, "--secret", SECRET, "--databases", DB,
+    "--max-connections", limit, "--max-connections-per-address", limit, "--log-level", "warn"]);
 }
 
 function openFds(pid: number): number {
   return readdirSync(`/proc/${pid}/fd`).length;
-}
-
-function stop(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => child.kill("SIGKILL"), 15_000);
-    child.once("exit", () => {
-      clearTimeout(timer);
-      resolve();
-    });
-    child.kill("SIGTERM");
-  });
 }
 
 // ---- samples -----------------------------------------------------------------------------------
@@ -107,7 +78,7 @@ interface Point {
 }
 
 type Totals = Omit<ClientsSample, "transport" | "latency" | "anomalies" | "connected">;
-const ZERO: Totals = { deliveries: 0, caughtUp: 0, duplicates: 0, disorder: 0, lost: 0, gaps: 0, resumes: 0, failures: 0 };
+const ZERO: Totals = { deliveries: 0, caughtUp: 0, duplicates: 0, disorder: 0, lost: 0, gaps: 0, republished: 0, resumes: 0, failures: 0 };
 
 function add(a: Totals, b: Totals): Totals {
   const out = { ...a };
@@ -209,7 +180,7 @@ try {
   }
 
   publisher.send({ type: "stop" });
-  publishedSummary = await publisher.next("stopped", 60_000);
+  publishedSummary = await publisher.next("stopped", 120_000);
   for (const w of workers) w.send({ type: "finish", lastSeq: publishedSummary.lastSeq, timeoutMs: 60_000 });
   const finals = await Promise.all(workers.map((w) => w.next("finished", 120_000)));
   for (const f of finals) {
@@ -221,7 +192,7 @@ try {
 } finally {
   for (const w of workers) w.kill();
   publisher.kill();
-  await stop(server.child);
+  await stopProcess(server.child);
   rmSync(dataDir, { recursive: true, force: true });
 }
 
@@ -266,14 +237,14 @@ console.log(`| deliveries/s | ${fmt(first.deliveriesPerSecond)} | ${fmt(last.del
 console.log(`| server CPU, cores | ${fmt(first.serverCores, 2)} | ${fmt(last.serverCores, 2)} |`);
 console.log(`| clients connected | ${first.connected} | ${last.connected} |`);
 console.log("");
-console.log("| transport | deliveries | caught up after resume | resumes | failures | duplicates | lost | out of order | gap signals |");
-console.log("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+console.log("| transport | deliveries | caught up after resume | resumes | failures | duplicates | lost | out of order | gap signals | republished by the publisher |");
+console.log("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
 for (const [t, s] of perTransport) {
-  console.log(`| ${t} | ${fmt(s.deliveries)} | ${fmt(s.caughtUp)} | ${fmt(s.resumes)} | ${s.failures} | ${s.duplicates} | ${s.lost} | ${s.disorder} | ${s.gaps} |`);
+  console.log(`| ${t} | ${fmt(s.deliveries)} | ${fmt(s.caughtUp)} | ${fmt(s.resumes)} | ${s.failures} | ${s.duplicates} | ${s.lost} | ${s.disorder} | ${s.gaps} | ${s.republished} |`);
 }
 console.log("");
 console.log(
-  `published ${fmt(publishedSummary?.published ?? 0)} (${publishedSummary?.errors ?? "?"} refused${publishedSummary?.firstError ? `: ${publishedSummary.firstError}` : ""}); p99 over the run ${fmt(result.p99Overall, 1)} ms; clients behind at the end ${finalBehind}; load average ${loadavg()[0]!.toFixed(1)}`,
+  `published ${fmt(publishedSummary?.published ?? 0)} (${publishedSummary?.errors ?? "?"} refused or unanswered${publishedSummary?.firstError ? `: ${publishedSummary.firstError}` : ""}; ${publishedSummary?.skipped ?? "?"} ticks skipped while the server was behind); p99 over the run ${fmt(result.p99Overall, 1)} ms; clients behind at the end ${finalBehind}; load average ${loadavg()[0]!.toFixed(1)}`,
 );
 if (anomalies.length > 0) console.error(`anomalies (first ${Math.min(10, anomalies.length)}):\n${anomalies.slice(0, 10).map((a) => JSON.stringify(a)).join("\n")}`);
 process.exit(total.duplicates + total.lost + total.disorder + finalBehind === 0 ? 0 : 1);

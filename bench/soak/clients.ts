@@ -1,9 +1,10 @@
 /**
  * A soak client process: many clients of one transport, each on its channel, each leaving
  * now and then on purpose and resuming from its cursor after a pause, as people on phones
- * and laptops do. Every client checks what it is given: the channel's `seq` must grow by
- * one (a repeat is a duplicate, a jump is a loss unless the server said "gap"), and message
- * ids must grow. Latency is measured only for messages published while the client was
+ * and laptops do. Every client keeps the ids it is given; a repeat or a step back is seen
+ * at once, and at the end the runner hands over the store's log of every channel: each
+ * client must hold exactly that log from its first message on — nothing missing, nothing
+ * twice, in order. Latency is measured only for messages published while the client was
  * connected; those it caught up after a pause are counted apart.
  *
  * Events of a connection the client has left are ignored: its cursor is what it has
@@ -19,7 +20,6 @@ const send = (m: FromClients): void => void process.send!(m);
 
 interface Wire {
   readonly message_id?: unknown;
-  readonly seq?: unknown;
   readonly t?: unknown;
 }
 
@@ -31,7 +31,6 @@ let duplicates = 0;
 let disorder = 0;
 let lost = 0;
 let gaps = 0;
-let republished = 0;
 let failures = 0;
 const anomalies: Anomaly[] = [];
 let churning = true;
@@ -43,7 +42,8 @@ function note(a: Anomaly): void {
 
 class Client {
   cursor: string | null = null;
-  lastSeq = -1;
+  /** Log positions of every message delivered, in delivery order. */
+  readonly ids: number[] = [];
   /** Generation of the current connection; events of older ones are dropped. */
   gen = 0;
   connectedAt = 0;
@@ -59,37 +59,29 @@ class Client {
   deliver(gen: number, m: Wire): void {
     if (gen !== this.gen) return;
     const id = String(m.message_id);
-    const seq = Number(m.seq);
     const t = now();
     deliveries++;
-    const anomaly = (kind: Anomaly["kind"]): void =>
-      note({ kind, transport: config.transport, user: this.spec.user, id, seq, lastSeq: this.lastSeq, cursor: this.cursor, sinceConnectMs: t - this.connectedAt, resumes: this.resumes });
+    this.ids.push(position(id));
     // Ids grow along the log: one not past the cursor was delivered already (or out of order).
     if (this.cursor !== null && id <= this.cursor) {
-      if (id === this.cursor || seq <= this.lastSeq) {
-        duplicates++;
-        anomaly("duplicate");
-      } else {
-        disorder++;
-        anomaly("disorder");
-      }
+      const kind = this.ids.slice(0, -1).includes(position(id)) ? "duplicate" : "disorder";
+      if (kind === "duplicate") duplicates++;
+      else disorder++;
+      note({ kind, transport: config.transport, user: this.spec.user, id, cursor: this.cursor, sinceConnectMs: t - this.connectedAt, resumes: this.resumes });
       return;
     }
-    // The same seq under a new id: the publisher published it again after an answer that never came.
-    if (this.lastSeq >= 0 && seq <= this.lastSeq) {
-      republished++;
-      this.cursor = id;
-      return;
-    }
-    if (this.lastSeq >= 0 && seq > this.lastSeq + 1) {
-      lost += seq - this.lastSeq - 1;
-      anomaly("lost");
-    }
-    this.lastSeq = seq;
     this.cursor = id;
     if (typeof m.t === "number" && m.t >= this.connectedAt) hist.record(t - m.t);
     else caughtUp++;
     onProgress?.();
+  }
+
+  /** Compares what it got with the log of its channel from its first message on; returns what is missing. */
+  check(log: readonly number[]): number[] {
+    const first = this.ids[0];
+    if (first === undefined) return log.slice();
+    const got = new Set(this.ids);
+    return log.filter((id) => id >= first && !got.has(id));
   }
 
   connect(): void {
@@ -244,7 +236,6 @@ function sample(): ClientsSample {
     disorder,
     lost,
     gaps,
-    republished,
     resumes: clients.reduce((n, c) => n + c.resumes, 0),
     failures,
     connected: clients.filter((c) => c.connected).length,
@@ -266,10 +257,16 @@ async function start(c: ClientsConfig): Promise<void> {
   send({ type: "ready", connected: clients.filter((x) => x.connected).length });
 }
 
-async function finish(lastSeq: Record<string, number>, timeoutMs: number): Promise<void> {
+/** The position in the log of a message id (`<epoch>:<zero-padded position>`). */
+function position(id: string): number {
+  return Number(id.slice(id.indexOf(":") + 1));
+}
+
+async function finish(log: Record<string, number[]>, timeoutMs: number): Promise<void> {
   churning = false;
   for (const c of clients) c.settle();
-  const behind = (): Client[] => clients.filter((c) => c.lastSeq < (lastSeq[c.spec.channel] ?? -1));
+  const last = (c: Client): number => log[c.spec.channel]?.at(-1) ?? -1;
+  const behind = (): Client[] => clients.filter((c) => (c.ids.at(-1) ?? -1) < last(c));
   const deadline = now() + timeoutMs;
   while (behind().length > 0 && now() < deadline) {
     await new Promise<void>((resolve) => {
@@ -278,15 +275,22 @@ async function finish(lastSeq: Record<string, number>, timeoutMs: number): Promi
     });
   }
   onProgress = null;
-  const late = behind();
-  for (const c of late) lost += (lastSeq[c.spec.channel] ?? -1) - c.lastSeq;
-  for (const c of clients) c.disconnect();
-  send({ type: "finished", behind: late.length, ...sample() });
+  const late = behind().length;
+  for (const c of clients) {
+    c.disconnect();
+    const missing = c.check(log[c.spec.channel] ?? []);
+    lost += missing.length;
+    if (missing.length > 0) {
+      const at = c.ids.findIndex((id) => id > missing[0]!);
+      note({ kind: "lost", transport: config.transport, user: c.spec.user, id: missing.join(","), cursor: String(c.ids[at - 1] ?? null), sinceConnectMs: NaN, resumes: c.resumes, around: c.ids.slice(Math.max(0, at - 3), at + 3) });
+    }
+  }
+  send({ type: "finished", behind: late, ...sample() });
 }
 
 process.on("message", (m: ToClients) => {
   const fail = (e: unknown): void => send({ type: "error", text: String((e as Error).stack ?? e) });
   if (m.type === "start") start(m.config).catch(fail);
   else if (m.type === "sample") send({ type: "sample", ...sample() });
-  else if (m.type === "finish") finish(m.lastSeq, m.timeoutMs).catch(fail);
+  else if (m.type === "finish") finish(m.log, m.timeoutMs).catch(fail);
 });

@@ -19,18 +19,19 @@ export interface ClientsConfig {
   readonly pauseMs: number;
 }
 
-/** A message delivered twice, or after a later one, with what the client knew then. */
+/** A message delivered twice, after a later one, or never, with what the client knew. */
 export interface Anomaly {
   readonly kind: "duplicate" | "disorder" | "lost";
   readonly transport: Transport;
   readonly user: string;
+  /** The message id (lost: the log positions missing). */
   readonly id: string;
-  readonly seq: number;
-  readonly lastSeq: number;
   readonly cursor: string | null;
   /** Time since the connection that delivered it opened, ms. */
   readonly sinceConnectMs: number;
   readonly resumes: number;
+  /** Lost: the positions the client got around the first one missing. */
+  readonly around?: number[];
 }
 
 /** Counts since the start, and the latency histogram of the last interval only. */
@@ -41,10 +42,9 @@ export interface ClientsSample {
   readonly caughtUp: number;
   readonly duplicates: number;
   readonly disorder: number;
+  /** Messages of the log a client never got (known at the end only). */
   readonly lost: number;
   readonly gaps: number;
-  /** Deliveries of a message the publisher published twice (it timed out waiting for the first answer): not an error of the server. */
-  readonly republished: number;
   /** Disconnections on purpose, each followed by a resume from the cursor. */
   readonly resumes: number;
   /** Connections the server or the network closed, or that failed. */
@@ -58,8 +58,11 @@ export interface ClientsSample {
 export type ToClients =
   | { type: "start"; config: ClientsConfig }
   | { type: "sample" }
-  /** Stop leaving; wait (up to `timeoutMs`) until every client has the last message of its channel. */
-  | { type: "finish"; lastSeq: Record<string, number>; timeoutMs: number };
+  /**
+   * Stop leaving; wait (up to `timeoutMs`) until every client has the last message of its
+   * channel, then check each client against `log`: the store's log positions per channel.
+   */
+  | { type: "finish"; log: Record<string, number[]>; timeoutMs: number };
 
 export type FromClients =
   | { type: "ready"; connected: number }
@@ -85,6 +88,7 @@ export type FromPublisher =
       firstError: string | null;
       /** Ticks left out because the channel's previous publish was still unanswered (the server is behind). */
       skipped: number;
-      lastSeq: Record<string, number>;
+      /** Every message_id acknowledged. */
+      acked: string[];
     }
   | { type: "error"; text: string };

@@ -3,12 +3,13 @@
  * publishing, with thousands of clients spread over WebSocket (rohrpost), SSE and Tryton
  * long-polling in client processes of their own. Clients leave now and then and resume
  * from their cursor. Every interval the runner records the server's RSS, open file
- * descriptors and CPU (from /proc) and the p99 delivery latency; at the end every client
- * must have every message of its channel, once, in order.
+ * descriptors and CPU (from /proc) and the p99 delivery latency. At the end the runner reads
+ * the store's log: every acknowledged publish must be in it, and every client must hold its
+ * channel's log from its first message on — nothing missing, nothing twice, in order.
  *
  *   node --import tsx bench/soak/run.ts [--duration 600] [--clients 5000] [--rate 50]
  *        [--channels 50] [--churn 60] [--pause 3] [--interval 10] [--procs-per-transport 2]
- *        [--store sqlite|memory] [--out docs/soak.json] [--png docs/soak.png]
+ *        [--out docs/soak.json] [--png docs/soak.png]
  *
  * --duration, --churn, --pause, --interval are seconds. Clients are spread round robin over
  * the transports and the channels; --rate is messages per second over all channels.
@@ -20,6 +21,7 @@ import { randomBytes } from "node:crypto";
 import { signToken } from "../../src/auth/tokens.js";
 import { Histogram } from "../longpoll/histogram.js";
 import { cpuMs, memoryMiB } from "../longpoll/proc-stats.js";
+import { openStoreUrl } from "../../src/stores/open-store.js";
 import { Worker } from "../scale-out/worker.js";
 import { startServe, stopProcess, type ServeProcess } from "../serve-process.js";
 import { chartSvg, writePng } from "./chart.js";
@@ -38,7 +40,6 @@ const CHURN_S = Number(arg("churn", "60"));
 const PAUSE_S = Number(arg("pause", "3"));
 const INTERVAL_S = Number(arg("interval", "10"));
 const PROCS_PER_TRANSPORT = Number(arg("procs-per-transport", "2"));
-const STORE = arg("store", "sqlite");
 const OUT = arg("out", "");
 const PNG = arg("png", "");
 const TRANSPORTS: readonly Transport[] = ["websocket", "sse", "longpoll"];
@@ -49,11 +50,32 @@ const DB = "soak";
 
 // ---- the server --------------------------------------------------------------------------------
 
-function startServer(dataDir: string): Promise<ServeProcess> {
-  const store = STORE === "memory" ? "memory:" : `sqlite:${join(dataDir, "tidings.db")}`;
+function startServer(dataDir: string, store: string): Promise<ServeProcess> {
   const limit = String(CLIENTS * 2 + 100);
   return startServe(["--store", store, "--data-dir", dataDir, "--secret", SECRET, "--databases", DB,
     "--max-connections", limit, "--max-connections-per-address", limit, "--log-level", "warn"]);
+}
+
+/** The position in the log of a message id (`<epoch>:<zero-padded position>`). */
+function position(id: string): number {
+  return Number(id.slice(id.indexOf(":") + 1));
+}
+
+/** The store's log of each channel, as positions, read through a connection of the runner's own. */
+async function readLog(storeUrl: string, channels: readonly string[]): Promise<Record<string, number[]>> {
+  const store = await openStoreUrl(storeUrl);
+  await store.open();
+  try {
+    const out: Record<string, number[]> = Object.fromEntries(channels.map((c) => [c, []]));
+    for (let after: string | null = null; ; ) {
+      const page = await store.read(DB, { after, channels, limit: 1000 });
+      if (page.messages.length === 0) return out;
+      for (const m of page.messages) out[m.channel]!.push(position(m.id));
+      after = page.messages.at(-1)!.id;
+    }
+  } finally {
+    await store.close();
+  }
 }
 
 function openFds(pid: number): number {
@@ -78,7 +100,7 @@ interface Point {
 }
 
 type Totals = Omit<ClientsSample, "transport" | "latency" | "anomalies" | "connected">;
-const ZERO: Totals = { deliveries: 0, caughtUp: 0, duplicates: 0, disorder: 0, lost: 0, gaps: 0, republished: 0, resumes: 0, failures: 0 };
+const ZERO: Totals = { deliveries: 0, caughtUp: 0, duplicates: 0, disorder: 0, lost: 0, gaps: 0, resumes: 0, failures: 0 };
 
 function add(a: Totals, b: Totals): Totals {
   const out = { ...a };
@@ -94,9 +116,10 @@ const fmt = (n: number, digits = 0): string =>
 const dataDir = mkdtempSync(join(tmpdir(), "tidings-soak-"));
 const started = new Date();
 console.error(
-  `soak: ${CLIENTS} clients (${TRANSPORTS.join(", ")}), ${RATE} msg/s over ${CHANNELS} channels, churn every ~${CHURN_S} s with pauses up to ${PAUSE_S} s, ${DURATION_S} s, store ${STORE}; ${cpus().length} CPUs, load ${loadavg()[0]!.toFixed(1)}`,
+  `soak: ${CLIENTS} clients (${TRANSPORTS.join(", ")}), ${RATE} msg/s over ${CHANNELS} channels, churn every ~${CHURN_S} s with pauses up to ${PAUSE_S} s, ${DURATION_S} s, SQLite; ${cpus().length} CPUs, load ${loadavg()[0]!.toFixed(1)}`,
 );
-const server = await startServer(dataDir);
+const storeUrl = `sqlite:${join(dataDir, "tidings.db")}`;
+const server = await startServer(dataDir, storeUrl);
 const pid = server.child.pid!;
 const workers: Worker<FromClients>[] = [];
 const publisher = new Worker<FromPublisher>(new URL("publisher.ts", HERE));
@@ -105,6 +128,8 @@ const points: Point[] = [];
 const perTransport = new Map<Transport, Totals>(TRANSPORTS.map((t) => [t, ZERO]));
 const allLatency = new Histogram();
 let finalBehind = 0;
+/** Acknowledged publishes missing from the store's log. */
+let unlogged: string[] = [];
 let publishedSummary: Extract<FromPublisher, { type: "stopped" }> | null = null;
 try {
   const channels = Array.from({ length: CHANNELS }, (_, k) => `soak:${k}`);
@@ -181,7 +206,10 @@ try {
 
   publisher.send({ type: "stop" });
   publishedSummary = await publisher.next("stopped", 120_000);
-  for (const w of workers) w.send({ type: "finish", lastSeq: publishedSummary.lastSeq, timeoutMs: 60_000 });
+  const log = await readLog(storeUrl, channels);
+  const logged = new Set(Object.values(log).flat());
+  unlogged = publishedSummary.acked.filter((id) => !logged.has(position(id)));
+  for (const w of workers) w.send({ type: "finish", log, timeoutMs: 60_000 });
   const finals = await Promise.all(workers.map((w) => w.next("finished", 120_000)));
   for (const f of finals) {
     perTransport.set(f.transport, add(perTransport.get(f.transport)!, f));
@@ -205,21 +233,22 @@ const result = {
   started: started.toISOString(),
   machine: `${cpus().length} × ${cpus()[0]?.model ?? "?"}, Node ${process.version}`,
   command: `node --import tsx bench/soak/run.ts ${process.argv.slice(2).join(" ")}`.trim(),
-  settings: { durationSeconds: DURATION_S, clients: CLIENTS, rate: RATE, channels: CHANNELS, churnSeconds: CHURN_S, pauseSeconds: PAUSE_S, intervalSeconds: INTERVAL_S, store: STORE },
-  published: publishedSummary,
+  settings: { durationSeconds: DURATION_S, clients: CLIENTS, rate: RATE, channels: CHANNELS, churnSeconds: CHURN_S, pauseSeconds: PAUSE_S, intervalSeconds: INTERVAL_S },
+  published: publishedSummary && { ...publishedSummary, acked: publishedSummary.acked.length },
   start: first,
   end: last,
   p99Overall: allLatency.quantile(0.99),
   perTransport: Object.fromEntries(perTransport),
   total,
   behindAtEnd: finalBehind,
+  acknowledgedNotInLog: unlogged,
   anomalies: anomalies.slice(0, 50),
   points,
 };
 if (OUT) writeFileSync(OUT, `${JSON.stringify(result, null, 1)}\n`);
 if (PNG) {
   const minutes = (p: Point): number => p.t / 60;
-  const svg = chartSvg(`tidings soak: ${fmt(CLIENTS)} clients (WebSocket, SSE, long-poll), ${RATE} msg/s, ${fmt(DURATION_S / 60, 1)} min, ${STORE}`, [
+  const svg = chartSvg(`tidings soak: ${fmt(CLIENTS)} clients (WebSocket, SSE, long-poll), ${RATE} msg/s, ${fmt(DURATION_S / 60, 1)} min, SQLite`, [
     { title: "server RSS", unit: "MiB", points: points.map((p) => [minutes(p), p.rssMiB]) },
     { title: "server open file descriptors", unit: "count", points: points.map((p) => [minutes(p), p.fds]) },
     { title: "p99 delivery latency", unit: "ms", points: points.map((p) => [minutes(p), p.p99]) },
@@ -237,14 +266,14 @@ console.log(`| deliveries/s | ${fmt(first.deliveriesPerSecond)} | ${fmt(last.del
 console.log(`| server CPU, cores | ${fmt(first.serverCores, 2)} | ${fmt(last.serverCores, 2)} |`);
 console.log(`| clients connected | ${first.connected} | ${last.connected} |`);
 console.log("");
-console.log("| transport | deliveries | caught up after resume | resumes | failures | duplicates | lost | out of order | gap signals | republished by the publisher |");
-console.log("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+console.log("| transport | deliveries | caught up after resume | resumes | failures | duplicates | lost | out of order | gap signals |");
+console.log("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
 for (const [t, s] of perTransport) {
-  console.log(`| ${t} | ${fmt(s.deliveries)} | ${fmt(s.caughtUp)} | ${fmt(s.resumes)} | ${s.failures} | ${s.duplicates} | ${s.lost} | ${s.disorder} | ${s.gaps} | ${s.republished} |`);
+  console.log(`| ${t} | ${fmt(s.deliveries)} | ${fmt(s.caughtUp)} | ${fmt(s.resumes)} | ${s.failures} | ${s.duplicates} | ${s.lost} | ${s.disorder} | ${s.gaps} |`);
 }
 console.log("");
 console.log(
-  `published ${fmt(publishedSummary?.published ?? 0)} (${publishedSummary?.errors ?? "?"} refused or unanswered${publishedSummary?.firstError ? `: ${publishedSummary.firstError}` : ""}; ${publishedSummary?.skipped ?? "?"} ticks skipped while the server was behind); p99 over the run ${fmt(result.p99Overall, 1)} ms; clients behind at the end ${finalBehind}; load average ${loadavg()[0]!.toFixed(1)}`,
+  `published ${fmt(publishedSummary?.published ?? 0)} (${publishedSummary?.errors ?? "?"} refused or unanswered${publishedSummary?.firstError ? `: ${publishedSummary.firstError}` : ""}; ${publishedSummary?.skipped ?? "?"} ticks skipped while the server was behind); acknowledged but not in the log: ${unlogged.length}; p99 over the run ${fmt(result.p99Overall, 1)} ms; clients behind at the end ${finalBehind}; load average ${loadavg()[0]!.toFixed(1)}`,
 );
 if (anomalies.length > 0) console.error(`anomalies (first ${Math.min(10, anomalies.length)}):\n${anomalies.slice(0, 10).map((a) => JSON.stringify(a)).join("\n")}`);
-process.exit(total.duplicates + total.lost + total.disorder + finalBehind === 0 ? 0 : 1);
+process.exit(total.duplicates + total.lost + total.disorder + finalBehind + unlogged.length === 0 ? 0 : 1);

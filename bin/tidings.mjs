@@ -1,13 +1,20 @@
 #!/usr/bin/env node
-// Runs the compiled tree (dist/, made by `npm run build`, which `npm install` runs) when it
-// is at least as new as every source; otherwise the TypeScript sources through tsx, so an
-// edited checkout never runs stale code.
+// An installed package runs its compiled tree (dist/). A checkout runs dist/ when it was
+// built after the last change to src/ (`npm run build`; `npm start` builds first), and
+// otherwise its TypeScript sources through tsx, a development dependency, so an edited
+// checkout never runs stale code.
 import { distIsFresh } from "../scripts/dist-state.mjs";
 
 if (process.env.TIDINGS_FROM_SOURCE !== "1" && distIsFresh()) {
   await import("../dist/cli/main.js");
 } else {
-  const { register } = await import("tsx/esm/api");
+  let register;
+  try {
+    ({ register } = await import("tsx/esm/api"));
+  } catch {
+    process.stderr.write("tidings: dist/ is missing or older than src/, and tsx is not installed to run the sources: run `npm run build` (or `npm install`).\n");
+    process.exit(2);
+  }
   register();
   await import("../src/cli/main.ts");
 }

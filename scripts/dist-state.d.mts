@@ -3,4 +3,5 @@ export const SRC: string;
 export const DIST: string;
 export const BUILT_STAMP: string;
 export function filesUnder(dir: string): string[];
+export function isCheckout(): boolean;
 export function distIsFresh(): boolean;

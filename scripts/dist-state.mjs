@@ -1,6 +1,6 @@
 // Where the compiled tree lives and whether it is current: shared by the build, by
 // bin/tidings.mjs (which runs dist/ only when it is) and by the test of the compiled tree.
-import { readdirSync, statSync } from "node:fs";
+import { existsSync, readdirSync, statSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -18,7 +18,12 @@ export function filesUnder(dir) {
   });
 }
 
-/** Whether dist/ was built after the last change to any file in src/. */
+/** Whether this is a checkout (src/ present), not an installed package (dist/ only). */
+export function isCheckout() {
+  return existsSync(SRC);
+}
+
+/** Whether dist/ was built after the last change to any file in src/ (always, in an installed package). */
 export function distIsFresh() {
   let builtAt;
   try {
@@ -26,5 +31,5 @@ export function distIsFresh() {
   } catch {
     return false;
   }
-  return filesUnder(SRC).every((file) => statSync(file).mtimeMs <= builtAt);
+  return !isCheckout() || filesUnder(SRC).every((file) => statSync(file).mtimeMs <= builtAt);
 }

@@ -97,6 +97,21 @@ export interface TidingsOptions {
    * with the default options. @default { tidings: {} }
    */
   readonly databases: Readonly<Record<string, DatabaseOptions>>;
+  /**
+   * @default 1000 — databases a "*" entry serves at once, created by authenticated requests on
+   * demand; requests for more get 503. Databases named in `databases` are not counted.
+   */
+  readonly maxDatabases: number;
+  /**
+   * @default 86400000 (24 h) — a `client:<id>` channel stays its first user's this long after
+   * that user last used it, then the claim is deleted and the id is free again.
+   */
+  readonly clientClaimTtlMs: number;
+  /**
+   * @default 1000 — `client:<id>` channels one user holds per database; claiming one more
+   * frees that user's least recently used claim.
+   */
+  readonly maxClientClaimsPerUser: number;
   /** @default 300000 — a parked poll is answered empty after this long (Tryton's own is 5 min). */
   readonly pollTimeoutMs: number;
   /** @default 5000 — a reader without a cursor first gets the messages of this last window. */
@@ -178,6 +193,9 @@ export const DEFAULTS: Omit<TidingsOptions, "store" | "secret" | "trytonSessions
   port: 8080,
   dataDir: "./data",
   databases: { tidings: DEFAULT_DATABASE },
+  maxDatabases: 1000,
+  clientClaimTtlMs: 24 * 3_600_000,
+  maxClientClaimsPerUser: 1000,
   pollTimeoutMs: 300_000,
   noCursorWindowMs: 5_000,
   maxChannels: 100,
@@ -269,6 +287,9 @@ export function resolveOptions(input: TidingsOptionsInput = {}): TidingsOptions 
   const positive: Array<[string, number]> = [
     ["port", o.port + 1],
     ["pollTimeoutMs", o.pollTimeoutMs],
+    ["maxDatabases", o.maxDatabases],
+    ["clientClaimTtlMs", o.clientClaimTtlMs],
+    ["maxClientClaimsPerUser", o.maxClientClaimsPerUser],
     ["maxChannels", o.maxChannels],
     ["maxBodyBytes", o.maxBodyBytes],
     ["maxMessageBytes", o.maxMessageBytes],

@@ -69,7 +69,12 @@ export class TidingsServer implements ServerContext {
     sessionVerifier: SessionVerifier | undefined,
   ) {
     const { options } = bus;
-    this.authenticator = new Authenticator({ secret, sessionCookie: options.sessionCookie, sessionVerifier });
+    this.authenticator = new Authenticator({
+      secret,
+      sessionCookie: options.sessionCookie,
+      sessionVerifier,
+      allowedOrigins: options.corsOrigins,
+    });
     this.polls = new PollLimiter(options.maxParkedPolls, options.maxParkedPollsPerUser);
     this.unsent = new UserBytes(options.maxUnsentBytesPerUser);
     this.bodies = new BodyGuard(options.bodyTimeoutMs, options.maxBodyBytesPerUser, (reason) => bus.metrics.refused.inc({ reason }));

@@ -5,11 +5,14 @@ import { TidingsError } from "../errors.js";
 import { verifyToken } from "./tokens.js";
 import { TokenCache } from "./token-cache.js";
 import { parseSessionHeader, type SessionVerifier } from "./tryton-session.js";
+import { assertCookieOrigin } from "./cookie-origin.js";
 
 export interface AuthOptions {
   readonly secret: string;
   readonly sessionCookie: string;
   readonly sessionVerifier?: SessionVerifier | undefined;
+  /** Pages of other origins whose cookie-authenticated requests are accepted (corsOrigins); default none. */
+  readonly allowedOrigins?: readonly string[];
 }
 
 /**
@@ -33,7 +36,10 @@ export class Authenticator {
       throw new TidingsError("TIDINGS_ERR_AUTH_INVALID", "Unsupported Authorization scheme: use Bearer or Session.");
     }
     const cookie = readCookie(headers.cookie, this.options.sessionCookie);
-    if (cookie) return this.fromToken(db, cookie, "cookie");
+    if (cookie) {
+      this.checkCookieOrigin(headers);
+      return this.fromToken(db, cookie, "cookie");
+    }
     if (queryToken) return this.fromToken(db, queryToken, "jwt");
     throw new TidingsError("TIDINGS_ERR_AUTH_REQUIRED");
   }
@@ -58,7 +64,10 @@ export class Authenticator {
       key = bearerToken(authorization);
     } else {
       const cookie = readCookie(headers.cookie, this.options.sessionCookie);
-      if (cookie) key = `c\u0000${cookie}`;
+      if (cookie) {
+        this.checkCookieOrigin(headers);
+        key = `c\u0000${cookie}`;
+      }
     }
     if (key === null) return undefined;
     const identity = this.verified.get(key);
@@ -67,6 +76,11 @@ export class Authenticator {
       this.byConnection.set(connection, { header: authorization, identity });
     }
     return checkDb(db, identity);
+  }
+
+  /** Refuses a cookie-authenticated request sent by a page of another site (cross-site request forgery). */
+  checkCookieOrigin(headers: IncomingHttpHeaders): void {
+    assertCookieOrigin(headers, this.options.allowedOrigins ?? []);
   }
 
   async fromToken(db: string, token: string, via: Identity["via"] = "jwt"): Promise<Identity> {

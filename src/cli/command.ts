@@ -1,11 +1,7 @@
 import type { Command } from "commander";
-import type { CommandView } from "../protocol/commands.js";
+import { createCommandSender, RemoteError, type CommandSender, type CommandView } from "../client/index.js";
 import { cliSeconds } from "./durations.js";
-import { addRemoteOptions, CliError, closeConnections, replyError, requestJson, resolveRemote, type Remote } from "./remote.js";
-
-function commandsUrl(remote: Remote, path = ""): string {
-  return `${remote.url}/${encodeURIComponent(remote.db)}/commands${path}`;
-}
+import { addRemoteOptions, CliError, resolveRemote } from "./remote.js";
 
 /** A positional argument: JSON when it parses (`3`, `true`, `{"a":1}`), else the text itself. */
 export function parseArg(text: string): unknown {
@@ -47,11 +43,49 @@ function print(c: CommandView, json: boolean): void {
   process.stdout.write(json ? `${JSON.stringify(c)}\n` : formatCommand(c));
 }
 
-/** `tidings command send|get|list|cancel`: server-to-client commands through the HTTP API. */
+/** The SDK's command sender for these flags; refusals and unreachable servers become CLI errors. */
+async function senderFor(flags: Record<string, unknown>): Promise<{ sender: CommandSender; origin: string }> {
+  const remote = await resolveRemote(flags);
+  return { sender: createCommandSender({ url: remote.url, db: remote.db, token: remote.token }), origin: new URL(remote.url).origin };
+}
+
+function cliError(e: unknown, origin: string): unknown {
+  if (e instanceof RemoteError) return new CliError(`${e.code}: ${e.message}`);
+  if (e instanceof TypeError) {
+    const cause = (e as { cause?: { message?: unknown } }).cause;
+    return new CliError(`Cannot reach ${origin}: ${typeof cause?.message === "string" ? cause.message : e.message}`);
+  }
+  return e;
+}
+
+/** Runs one CLI action on the sender, mapping its errors to sentences. */
+async function withSender(flags: Record<string, unknown>, action: (sender: CommandSender) => Promise<void>): Promise<void> {
+  const { sender, origin } = await senderFor(flags);
+  try {
+    await action(sender);
+  } catch (e) {
+    throw cliError(e, origin);
+  } finally {
+    sender.close();
+  }
+}
+
+/** Waits on the server (across its restarts) when --wait was given, then prints and sets the exit code. */
+async function show(sender: CommandSender, c: CommandView, wait: number | null, json: boolean): Promise<void> {
+  const shown =
+    wait === null
+      ? c
+      : await sender.waitFor(c.id, {
+          timeoutMs: wait * 1000,
+          onRetry: (reason, delayMs) => process.stderr.write(`tidings command: ${reason}; retrying in ${delayMs} ms\n`),
+        });
+  print(shown, json);
+  if (wait !== null) process.exitCode = exitCodeOf(shown);
+}
+
+/** `tidings command send|get|list|cancel`: server-to-client commands through the client SDK's command sender. */
 export function registerCommandCli(program: Command): void {
   const command = program.command("command").description("send server-to-client commands and follow them to their outcome");
-  // Kept-alive sockets would hold the process after the answer.
-  command.hook("postAction", () => closeConnections());
 
   const send = command
     .command("send")
@@ -66,7 +100,6 @@ export function registerCommandCli(program: Command): void {
     .option("--wait [duration]", WAIT_HELP)
     .option("--json", "print the command as JSON");
   addRemoteOptions(send).action(async (address: string, method: string, positional: string[], flags: Record<string, unknown>) => {
-    const remote = await resolveRemote(flags);
     let args: unknown[] = positional.map(parseArg);
     if (typeof flags.args === "string") {
       if (positional.length > 0) throw new CliError("Give the arguments either positionally or with --args, not both.", 2);
@@ -74,20 +107,19 @@ export function registerCommandCli(program: Command): void {
       if (!Array.isArray(parsed)) throw new CliError("--args must be a JSON array.", 2);
       args = parsed;
     }
+    if (typeof flags.timeout === "string" && typeof flags.deadline === "string") {
+      throw new CliError("Give --timeout or --deadline, not both.", 2);
+    }
     const wait = waitSeconds(flags.wait, "--wait");
-    const body = {
-      address,
-      method,
-      args,
-      ...(typeof flags.timeout === "string" ? { timeout: cliSeconds(flags.timeout, "--timeout") } : {}),
-      ...(typeof flags.deadline === "string" ? { deadline: flags.deadline } : {}),
-      ...(typeof flags.idempotencyKey === "string" ? { idempotency_key: flags.idempotencyKey } : {}),
-    };
-    const reply = await requestJson("POST", commandsUrl(remote, wait !== null ? `?wait=${wait}` : ""), remote.token, body);
-    if (reply.status !== 201 && reply.status !== 200) throw replyError(reply);
-    const c = reply.body as CommandView;
-    print(c, flags.json === true);
-    if (wait !== null) process.exitCode = exitCodeOf(c);
+    const timeoutSeconds = typeof flags.timeout === "string" ? cliSeconds(flags.timeout, "--timeout") : undefined;
+    await withSender(flags, async (sender) => {
+      const c = await sender.send(address, method, args, {
+        ...(timeoutSeconds !== undefined ? { timeoutSeconds } : {}),
+        ...(typeof flags.deadline === "string" ? { deadline: flags.deadline } : {}),
+        ...(typeof flags.idempotencyKey === "string" ? { idempotencyKey: flags.idempotencyKey } : {}),
+      });
+      await show(sender, c, wait, flags.json === true);
+    });
   });
 
   const get = command
@@ -97,13 +129,8 @@ export function registerCommandCli(program: Command): void {
     .option("--wait [duration]", WAIT_HELP)
     .option("--json", "print the command as JSON");
   addRemoteOptions(get).action(async (id: string, flags: Record<string, unknown>) => {
-    const remote = await resolveRemote(flags);
     const wait = waitSeconds(flags.wait, "--wait");
-    const reply = await requestJson("GET", commandsUrl(remote, `/${encodeURIComponent(id)}${wait !== null ? `?wait=${wait}` : ""}`), remote.token);
-    if (reply.status !== 200) throw replyError(reply);
-    const c = reply.body as CommandView;
-    print(c, flags.json === true);
-    if (wait !== null) process.exitCode = exitCodeOf(c);
+    await withSender(flags, async (sender) => show(sender, await sender.get(id), wait, flags.json === true));
   });
 
   const list = command
@@ -116,18 +143,24 @@ export function registerCommandCli(program: Command): void {
     .option("--limit <n>", "at most this many (1-1000)", "100")
     .option("--json", "print JSON lines");
   addRemoteOptions(list).action(async (flags: Record<string, unknown>) => {
-    const remote = await resolveRemote(flags);
-    const q = new URLSearchParams();
-    for (const key of ["address", "state", "since", "until", "limit"] as const) {
-      if (typeof flags[key] === "string") q.set(key, flags[key] as string);
-    }
-    const reply = await requestJson("GET", commandsUrl(remote, `?${q}`), remote.token);
-    if (reply.status !== 200) throw replyError(reply);
-    for (const c of (reply.body as { commands: CommandView[] }).commands) {
-      process.stdout.write(
-        flags.json === true ? `${JSON.stringify(c)}\n` : `${c.id}  ${c.state.padEnd(9)}  ${c.created_at}  ${c.address} ${c.method}\n`,
-      );
-    }
+    const limit = Number(flags.limit);
+    if (!Number.isInteger(limit) || limit < 1 || limit > 1000) throw new CliError("--limit must be an integer from 1 to 1000.", 2);
+    const text = (key: string): string | undefined => (typeof flags[key] === "string" ? (flags[key] as string) : undefined);
+    const [address, state, since, until] = [text("address"), text("state"), text("since"), text("until")];
+    await withSender(flags, async (sender) => {
+      const commands = await sender.list({
+        limit,
+        ...(address !== undefined ? { address } : {}),
+        ...(state !== undefined ? { state: state.split(",").map((s) => s.trim()) as CommandView["state"][] } : {}),
+        ...(since !== undefined ? { since } : {}),
+        ...(until !== undefined ? { until } : {}),
+      });
+      for (const c of commands) {
+        process.stdout.write(
+          flags.json === true ? `${JSON.stringify(c)}\n` : `${c.id}  ${c.state.padEnd(9)}  ${c.created_at}  ${c.address} ${c.method}\n`,
+        );
+      }
+    });
   });
 
   const cancel = command
@@ -136,9 +169,6 @@ export function registerCommandCli(program: Command): void {
     .argument("<id>", "the command id")
     .option("--json", "print the command as JSON");
   addRemoteOptions(cancel).action(async (id: string, flags: Record<string, unknown>) => {
-    const remote = await resolveRemote(flags);
-    const reply = await requestJson("POST", commandsUrl(remote, `/${encodeURIComponent(id)}/cancel`), remote.token, {});
-    if (reply.status !== 200) throw replyError(reply);
-    print(reply.body as CommandView, flags.json === true);
+    await withSender(flags, async (sender) => print(await sender.cancel(id), flags.json === true));
   });
 }

@@ -43,7 +43,7 @@ function conciseUsageErrors(cmd: Command, path: string): void {
 }
 
 /** What the operator must fix before starting: exit 2 (docs/errors.md). */
-const EXIT_2 = new Set(["TIDINGS_ERR_CONFIG", "TIDINGS_ERR_STORE_UNAVAILABLE", "TIDINGS_ERR_LISTEN_FAILED"]);
+const EXIT_2 = new Set(["TIDINGS_ERR_CONFIG", "TIDINGS_ERR_STORE_UNAVAILABLE", "TIDINGS_ERR_STORE_SCHEMA", "TIDINGS_ERR_LISTEN_FAILED"]);
 
 /** Commander's codes that are not errors: --help and --version. */
 const NOT_ERRORS = new Set(["commander.helpDisplayed", "commander.version"]);

@@ -19,7 +19,7 @@ import {
 } from "./transports/transport.js";
 import { WebSocketTransport } from "./transports/websocket.js";
 import { RemoteError } from "./types.js";
-import type { WebSocketConstructor } from "./websocket.js";
+import type { WebSocketConstructor } from "./websocket-like.js";
 
 export interface CreateClientOptions {
   /** The server's base URL, e.g. `https://bus.example` (a page served by tidings: `location.origin`). */

@@ -12,6 +12,9 @@ export type {
   ReconnectingEvent,
   TidingsClientEventMap,
 } from "./client.js";
+export { CommandSender, createCommandSender, isFinal } from "./commands.js";
+export type { CommandSenderOptions, ListFilter, SendOptions, WaitOptions } from "./commands.js";
+export type { CommandState, CommandView } from "../protocol/commands.js";
 export { Subscription } from "./subscription.js";
 export type { MessageHandler, SubscribeOptions } from "./subscription.js";
 export type { BusMessage, DisconnectInfo, TransportName } from "./transports/transport.js";
@@ -20,7 +23,7 @@ export type { ShowNotificationsOptions } from "./notifications.js";
 export type { ClientOptions, CommandClient } from "./types.js";
 export { RemoteError } from "./types.js";
 export type { CommandContext, CommandMethod, Methods, Outcome } from "./runner.js";
-export type { WebSocketConstructor, WebSocketLike } from "./websocket.js";
+export type { WebSocketConstructor, WebSocketLike } from "./websocket-like.js";
 export type { ClientEventMap } from "./events.js";
 export type { CommandDelivery } from "../protocol/commands.js";
 export { LongPollCommandClient, WebSocketCommandClient };

@@ -1,7 +1,9 @@
 import { addressChannel, FINAL_TYPE, type CommandDelivery } from "../protocol/commands.js";
+import { claimLoop } from "../protocol/claim-loop.js";
 import { Backoff, sleep } from "./backoff.js";
 import { ClientEvents } from "./events.js";
 import { CommandRunner, type Methods, type Outcome } from "./runner.js";
+import { readBody } from "./transports/http.js";
 import { RemoteError, type ClientOptions, type CommandClient } from "./types.js";
 
 interface ClaimAnswer {
@@ -76,24 +78,39 @@ export class LongPollCommandClient extends ClientEvents implements CommandClient
     this.loops.set(address, this.loop(address, first));
   }
 
+  /** The claim loop of `address` (protocol/claim-loop.ts), from the first claim's answer; failures back off and retry. */
   private async loop(address: string, first: ClaimAnswer & { limit: number }): Promise<void> {
     const backoff = new Backoff(this.options.reconnectBaseMs ?? 250, this.options.reconnectMaxMs ?? 10_000);
-    let answer: (ClaimAnswer & { limit: number }) | null = first;
+    let pending: (ClaimAnswer & { limit: number }) | null = first;
     // Where this address's channel was read up to: from the first claim on, only polls move
     // it, so a cancel announced while we were claiming is still seen.
     let cursor = first.cursor;
     while (!this.closed) {
       try {
-        if (answer === null) answer = await this.claim(address);
-        for (const c of answer.commands) this.runner.deliver(c);
-        // A claim that filled its limit may have left more; otherwise everything pending was
-        // taken, and anything newer has a wake-up after our cursor.
-        if (answer.commands.length < answer.limit) cursor = await this.waitForWake(address, cursor);
-        answer = null;
-        await this.room();
-        backoff.reset();
+        await claimLoop<CommandDelivery>({
+          live: () => !this.closed,
+          room: async () => {
+            if (pending !== null) return pending.limit;
+            await this.room();
+            return this.claimLimit();
+          },
+          claim: async (limit) => {
+            const answer = pending ?? (await this.claim(address, limit));
+            pending = null;
+            return answer.commands;
+          },
+          deliver: (commands) => {
+            for (const c of commands) this.runner.deliver(c);
+          },
+          wake: async () => {
+            cursor = await this.waitForWake(address, cursor);
+            backoff.reset();
+            return true;
+          },
+        });
+        return;
       } catch (e) {
-        answer = null;
+        pending = null;
         if (this.closed) return;
         this.emit("error", e instanceof Error ? e : new Error(String(e)));
         await sleep(backoff.next(), this.stop.signal);
@@ -101,8 +118,12 @@ export class LongPollCommandClient extends ClientEvents implements CommandClient
     }
   }
 
-  private async claim(address: string): Promise<ClaimAnswer & { limit: number }> {
-    const limit = Math.max(1, Math.min(100, this.maxInFlight - this.runner.running));
+  /** As many as there are free places, 1 to 100. */
+  private claimLimit(): number {
+    return Math.max(1, Math.min(100, this.maxInFlight - this.runner.running));
+  }
+
+  private async claim(address: string, limit = this.claimLimit()): Promise<ClaimAnswer & { limit: number }> {
     const answer = (await this.post("commands/claim", { address, claimer: this.claimer, limit }, this.stop.signal)) as ClaimAnswer;
     return { ...answer, limit };
   }
@@ -193,13 +214,7 @@ export class LongPollCommandClient extends ClientEvents implements CommandClient
       body: JSON.stringify(body),
       ...(signal !== undefined ? { signal } : {}),
     });
-    const text = await res.text();
-    let json: unknown = null;
-    try {
-      json = text.length > 0 ? JSON.parse(text) : null;
-    } catch {
-      // not JSON: a proxy's page
-    }
+    const { json } = await readBody(res);
     if (!res.ok) {
       const err = (json as { error?: { message?: unknown } } | null)?.error;
       const message = typeof err?.message === "string" ? err.message : `HTTP ${res.status}`;

@@ -1,6 +1,6 @@
 import type { ClientEventMap } from "./events.js";
 import type { Methods } from "./runner.js";
-import type { WebSocketConstructor } from "./websocket.js";
+import type { WebSocketConstructor } from "./websocket-like.js";
 
 export interface ClientOptions {
   /** The server's base URL, e.g. `http://127.0.0.1:8080`. */

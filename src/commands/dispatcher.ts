@@ -1,6 +1,7 @@
 import type { Stream } from "../core/stream.js";
 import type { CommandRecord, StoredMessage } from "../stores/store.js";
 import { addressChannel, commandDelivery, FINAL_TYPE, FRAME, WAKE_TYPE } from "../protocol/commands.js";
+import { claimLoop, WakeSignal } from "../protocol/claim-loop.js";
 import type { CommandHost } from "./host.js";
 
 /** The command service as one connection's dispatcher uses it (claims under a lease). */
@@ -26,9 +27,8 @@ export interface DispatcherOptions {
 interface Feed {
   readonly address: string;
   stream: Stream | null;
-  pumping: boolean;
-  /** Claim again when the claim in flight ends. */
-  again: boolean;
+  /** Wakes the address's claim loop: a wake-up message, a freed place, the renewal tick. */
+  readonly signal: WakeSignal;
   /** More may be claimable than there was room for: claim when room frees up. */
   backlog: boolean;
 }
@@ -43,7 +43,7 @@ export class CommandDispatcher {
   private readonly feeds = new Map<string, Feed>();
   /** Command id → address, for what this connection holds and has not answered. */
   private readonly held = new Map<string, string>();
-  private readonly pumps = new Set<Promise<void>>();
+  private readonly loops = new Set<Promise<void>>();
   private readonly timer: ReturnType<typeof setInterval>;
   private closed = false;
   private closing: Promise<void> | null = null;
@@ -69,7 +69,7 @@ export class CommandDispatcher {
     if (this.feeds.has(address)) return;
     const cursor = await this.service.cursor(this.db);
     if (this.closed || this.feeds.has(address)) return;
-    const feed: Feed = { address, stream: null, pumping: false, again: false, backlog: true };
+    const feed: Feed = { address, stream: null, signal: new WakeSignal(), backlog: true };
     this.feeds.set(address, feed);
     feed.stream = this.bus.stream(this.db, [addressChannel(address)], cursor, {
       onMessages: (messages) => this.onMessages(feed, messages),
@@ -80,7 +80,7 @@ export class CommandDispatcher {
       },
     });
     // After the handler's reply has gone out, so the client sees it before the commands.
-    setImmediate(() => this.pump(feed));
+    setImmediate(() => this.serve(feed));
   }
 
   /** Stops taking new commands for `address`; what is held keeps running. */
@@ -88,6 +88,7 @@ export class CommandDispatcher {
     const feed = this.feeds.get(address);
     if (feed === undefined) return false;
     feed.stream?.close();
+    feed.signal.close();
     this.feeds.delete(address);
     return true;
   }
@@ -95,7 +96,7 @@ export class CommandDispatcher {
   /** The client answered `id` (or it can no longer): frees its place. */
   settled(id: string): void {
     if (!this.held.delete(id)) return;
-    for (const feed of this.feeds.values()) if (feed.backlog) this.pump(feed);
+    for (const feed of this.feeds.values()) if (feed.backlog) feed.signal.notify();
   }
 
   holds(id: string): boolean {
@@ -108,7 +109,7 @@ export class CommandDispatcher {
       if (m.type === WAKE_TYPE) wake = true;
       else if (m.type === FINAL_TYPE) this.finalElsewhere(m);
     }
-    if (wake) this.pump(feed);
+    if (wake) feed.signal.notify();
   }
 
   /** A command this connection holds was cancelled or expired: tell the client to stop it. */
@@ -126,40 +127,41 @@ export class CommandDispatcher {
     this.settled(id);
   }
 
-  private pump(feed: Feed): void {
-    if (this.closed || this.feeds.get(feed.address) !== feed) return;
-    if (feed.pumping) {
-      feed.again = true;
-      return;
-    }
-    feed.pumping = true;
-    const p = (async () => {
-      try {
-        do {
-          feed.again = false;
-          const room = this.options.maxInFlight - this.held.size;
-          if (room <= 0) {
-            feed.backlog = true;
-            break;
-          }
-          const got = await this.service.claim(this.db, feed.address, this.claimer, room);
-          for (const c of got) {
-            this.held.set(c.id, c.address);
-            // Pushed even while closing: close() releases them right after, and the client de-duplicates.
-            this.send({ type: FRAME.command, id: c.id, data: commandDelivery(c) });
-          }
-          feed.backlog = got.length === room;
-          if (feed.backlog) feed.again = true;
-        } while (feed.again && !this.closed);
-      } catch (e) {
-        feed.backlog = true;
-        this.bus.logger.warn({ err: e, address: feed.address }, "command claim failed; retrying on the next tick");
-      } finally {
-        feed.pumping = false;
+  /** Runs the address's claim loop until it is unregistered or the connection closes; a failed claim waits for the next tick. */
+  private serve(feed: Feed): void {
+    const live = (): boolean => !this.closed && this.feeds.get(feed.address) === feed;
+    let room = 0;
+    const loop = (async () => {
+      while (live()) {
+        try {
+          await claimLoop({
+            live,
+            room: () => {
+              room = this.options.maxInFlight - this.held.size;
+              if (room <= 0) feed.backlog = true;
+              return room;
+            },
+            claim: (limit) => this.service.claim(this.db, feed.address, this.claimer, limit),
+            deliver: (got) => {
+              for (const c of got) {
+                this.held.set(c.id, c.address);
+                // Pushed even while closing: close() releases them right after, and the client de-duplicates.
+                this.send({ type: FRAME.command, id: c.id, data: commandDelivery(c) });
+              }
+              feed.backlog = got.length === room;
+            },
+            wake: () => feed.signal.wait(),
+          });
+          return;
+        } catch (e) {
+          feed.backlog = true;
+          this.bus.logger.warn({ err: e, address: feed.address }, "command claim failed; retrying on the next tick");
+          if (!(await feed.signal.wait())) return;
+        }
       }
     })();
-    this.pumps.add(p);
-    void p.finally(() => this.pumps.delete(p));
+    this.loops.add(loop);
+    void loop.finally(() => this.loops.delete(loop));
   }
 
   private async tick(): Promise<void> {
@@ -188,7 +190,7 @@ export class CommandDispatcher {
         }
       }
       // Safety net for lost wake-ups and for leases that ran out elsewhere.
-      this.pump(feed);
+      feed.signal.notify();
     }
   }
 
@@ -221,9 +223,12 @@ export class CommandDispatcher {
     if (this.closing !== null) return this.closing;
     this.closed = true;
     clearInterval(this.timer);
-    for (const feed of this.feeds.values()) feed.stream?.close();
+    for (const feed of this.feeds.values()) {
+      feed.stream?.close();
+      feed.signal.close();
+    }
     this.closing = (async () => {
-      await Promise.allSettled([...this.pumps]);
+      await Promise.allSettled([...this.loops]);
       const wake: Array<{ id: string | null; address: string }> = [...this.held].map(([id, address]) => ({ id, address }));
       if (wake.length === 0) for (const address of this.feeds.keys()) wake.push({ id: null, address });
       try {

@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
 import type { CommandHost, HintItem } from "./host.js";
 import { TidingsError } from "../errors.js";
+import { hasProcessPresence } from "../stores/capabilities.js";
 import {
   FINAL_COMMAND_STATES,
   type CommandFilter,
@@ -392,7 +393,7 @@ export class CommandService {
 
   private async releaseStale(db: string): Promise<void> {
     // Another server on the same SQLite file may hold these claims for live connections.
-    if ((await this.store.anotherProcessAlive?.()) === true) return;
+    if (hasProcessPresence(this.store) && (await this.store.anotherProcessAlive())) return;
     for (;;) {
       const held = await this.store.listCommands(db, { states: ["delivered", "running"], limit: 1000 });
       const claimers = new Set(held.map((c) => c.claimedBy).filter((c): c is string => c !== null));

@@ -1,4 +1,4 @@
-import type { Store } from "../stores/store.js";
+import type { ClaimPolicy, Store } from "../stores/store.js";
 import type { Identity } from "./identity.js";
 import { matchesPattern } from "./channels.js";
 import { TidingsError } from "../errors.js";
@@ -13,21 +13,50 @@ export interface AccessRule {
   readonly databases?: readonly string[];
 }
 
+/** How `client:<id>` claims live: `clientClaimTtlMs` and `maxClientClaimsPerUser`. */
+export interface ClaimLimits {
+  readonly ttlMs: number;
+  readonly maxPerUser: number;
+}
+
+/** An owner as this process last learnt it from the store, trusted until `checkAt`. */
+interface KnownOwner {
+  readonly owner: string;
+  readonly checkAt: number;
+  /**
+   * Whether the owner itself asked (the store renewed its claim then). Only then may the
+   * owner be let in without the store: another user's asking renews nothing, and trusting
+   * it could let the owner read past the claim's end.
+   */
+  readonly renewed: boolean;
+}
+
 /**
  * Deny by default. `user:<id>` and `notification:<id>` are the caller's own; `client:<id>`
- * belongs to the first user who uses it; anything else needs a configured rule or a
- * pattern in the caller's token. Built-in ownership wins over every pattern and rule
- * (`*` included): only admins read another user's built-in channels.
+ * belongs to the first user who uses it, until that user has not used it for the claim's
+ * lifetime; anything else needs a configured rule or a pattern in the caller's token.
+ * Built-in ownership wins over every pattern and rule (`*` included): only admins read
+ * another user's built-in channels.
  */
 export class AccessControl {
-  /** First owners never change, so they can be cached without invalidation. */
-  private readonly owners = new Map<string, string>();
+  /**
+   * Owners learnt from the store. A claim is renewed in the store only when its owner asks
+   * after `checkAt`, so a cached owner is re-asked well within the claim's lifetime (a
+   * quarter of it, at most 10 minutes): the claim of a client that keeps using its channel
+   * never lapses, and a claim freed by the cap is noticed within minutes.
+   */
+  private readonly owners = new Map<string, KnownOwner>();
   private readonly decisions = new WeakMap<Identity, Map<string, boolean>>();
+  /** How long a learnt owner is trusted before the store is asked (and the claim renewed). */
+  readonly recheckMs: number;
 
   constructor(
     private readonly store: Store,
     private readonly rules: readonly AccessRule[],
-  ) {}
+    private readonly claims: ClaimLimits,
+  ) {
+    this.recheckMs = Math.max(1, Math.min(Math.floor(claims.ttlMs / 4), 600_000));
+  }
 
   async canRead(db: string, who: Identity, channel: string): Promise<boolean> {
     const decided = this.decide(db, who, channel);
@@ -46,12 +75,21 @@ export class AccessControl {
       const decided = this.decide(db, who, channel);
       if (decided === true) continue;
       if (decided === "owner") {
-        const owner = this.owners.get(`${db}\u0000${channel}`);
-        if (owner === who.user) continue;
+        const known = this.owners.get(`${db}\u0000${channel}`);
+        if (known !== undefined && known.owner === who.user && known.renewed && known.checkAt > Date.now()) continue;
       }
       return false;
     }
     return true;
+  }
+
+  /**
+   * Until when a passed check of these channels holds for this caller: for ever, or until
+   * the claims of its `client:` channels are due for renewal.
+   */
+  recheckAt(db: string, who: Identity, channels: readonly string[]): number {
+    for (const c of channels) if (this.isClaimed(db, who, c)) return Date.now() + this.recheckMs;
+    return Number.POSITIVE_INFINITY;
   }
 
   /** The decision that needs no store: a boolean, or "owner" when a client channel's owner decides. */
@@ -117,14 +155,64 @@ export class AccessControl {
     return false;
   }
 
-  /** The user owning a `client:<id>` channel (or any owned key), claiming it for `user` if free. */
+  /**
+   * The user owning a `client:<id>` channel, claiming it for `user` if free or lapsed, and
+   * renewing `user`'s own claim when the store is asked.
+   */
   async ownerOf(db: string, key: string, user: string): Promise<string> {
     const cacheKey = `${db}\u0000${key}`;
-    const cached = this.owners.get(cacheKey);
-    if (cached !== undefined) return cached;
-    const owner = await this.store.claimOwner(db, key, user);
+    const now = Date.now();
+    const known = this.owners.get(cacheKey);
+    if (known !== undefined && known.checkAt > now && (known.owner !== user || known.renewed)) return known.owner;
+    const policy: ClaimPolicy = { now, ttlMs: this.claims.ttlMs, maxPerOwner: this.claims.maxPerUser };
+    const owner = await this.store.claimOwner(db, key, user, policy);
     if (this.owners.size > 100_000) this.owners.clear();
-    this.owners.set(cacheKey, owner);
+    this.owners.set(cacheKey, { owner, checkAt: now + this.recheckMs, renewed: owner === user });
     return owner;
   }
+
+  /** Keeps the `client:` claims of a long-lived subscription (WebSocket, SSE) renewed while it lasts. */
+  claimKeeper(db: string, who: Identity): ClaimKeeper {
+    return new ClaimKeeper(this, db, who, this.claims.maxPerUser);
+  }
+
+  /** Whether a channel is one whose claim its owner renews (`client:<id>`). */
+  isClaimed(db: string, who: Identity, channel: string): boolean {
+    return this.decide(db, who, channel) === "owner";
+  }
+}
+
+/**
+ * A long-poll renews its channels' claims by polling again; a stream asks nothing once open,
+ * so this renews the claims of the `client:` channels it was given, on one timer, until
+ * stopped. At most `max` channels: a user holds no more claims than that anyway.
+ */
+export class ClaimKeeper {
+  private readonly channels = new Set<string>();
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly access: AccessControl,
+    readonly db: string,
+    readonly who: Identity,
+    private readonly max: number,
+  ) {}
+
+  add(channels: readonly string[]): void {
+    for (const c of channels) {
+      if (this.channels.size >= this.max) break;
+      if (this.access.isClaimed(this.db, this.who, c)) this.channels.add(c);
+    }
+    if (this.channels.size === 0 || this.timer !== undefined) return;
+    this.timer = setInterval(() => {
+      // A failed renewal is retried at the next tick; the claim outlives several of them.
+      for (const c of this.channels) this.access.ownerOf(this.db, c, this.who.user).catch(() => {});
+    }, this.access.recheckMs);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+  }
+
 }

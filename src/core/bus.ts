@@ -1,6 +1,7 @@
 import { EventEmitter } from "node:events";
 import type { Logger } from "pino";
 import type { Store, StoredMessage } from "../stores/store.js";
+import { hasHorizonProbe } from "../stores/capabilities.js";
 import type { DatabaseOptions, TidingsOptions } from "../options.js";
 import { TidingsError } from "../errors.js";
 import type { Metrics } from "../metrics.js";
@@ -45,6 +46,8 @@ export class Bus extends EventEmitter<BusEvents> {
   /** Model-change broadcasts (DESIGN §7): created, updated, deleted records to their groups. */
   readonly changes: ChangeService;
   private readonly logs = new Map<string, DbLog>();
+  /** Loaded databases that `*` admitted (not named in the options): at most maxDatabases. */
+  private readonly onDemand = new Set<string>();
   private readonly combiners = new Map<string, AppendCombiner>();
   private readonly offAppend: () => void;
   private retentionTimer: NodeJS.Timeout | undefined;
@@ -61,7 +64,10 @@ export class Bus extends EventEmitter<BusEvents> {
     this.store = store;
     this.logger = logger;
     this.metrics = metrics;
-    this.access = new AccessControl(store, options.accessRules);
+    this.access = new AccessControl(store, options.accessRules, {
+      ttlMs: options.clientClaimTtlMs,
+      maxPerUser: options.maxClientClaimsPerUser,
+    });
     this.changes = new ChangeService(this);
     // A wake-up is only a hint: the log re-reads the store after its head. A single-process
     // store needs none: this process made every append and hands it to the log directly.
@@ -72,8 +78,7 @@ export class Bus extends EventEmitter<BusEvents> {
           if (log !== undefined) void log.refresh().catch((e: unknown) => this.storeError(e));
         })
       : () => {};
-    const withHorizon = store as Store & { horizonLag?: () => Promise<number> };
-    if (typeof withHorizon.horizonLag === "function") metrics.watchHorizonLag(() => withHorizon.horizonLag!());
+    if (hasHorizonProbe(store)) metrics.watchHorizonLag(() => store.horizonLag());
     this.retentionTimer = setInterval(() => void this.runRetention(), options.retentionIntervalMs);
     this.retentionTimer.unref();
   }
@@ -95,14 +100,30 @@ export class Bus extends EventEmitter<BusEvents> {
     return opts;
   }
 
-  /** The log of a database with the bus enabled. */
-  log(db: string): DbLog {
-    let log = this.logs.get(db);
-    if (log !== undefined) return log;
+  /**
+   * Throws what `log(db)` would for an unknown or bus-disabled database, without loading
+   * anything: transports call it before authenticating, and load the log only after.
+   */
+  assertServes(db: string): void {
+    if (this.logs.has(db)) return;
     if (!this.databaseOptions(db).bus) {
       throw new TidingsError("TIDINGS_ERR_DB_BUS_DISABLED", `The bus is disabled for database ${db}.`);
     }
+  }
+
+  /** The log of a database with the bus enabled, loaded on first use. */
+  log(db: string): DbLog {
+    let log = this.logs.get(db);
+    if (log !== undefined) return log;
+    this.assertServes(db);
     if (this.closed) throw new TidingsError("TIDINGS_ERR_SHUTTING_DOWN");
+    const admitted = this.options.databases[db] === undefined;
+    if (admitted && this.onDemand.size >= this.options.maxDatabases) {
+      throw new TidingsError(
+        "TIDINGS_ERR_DB_TOO_MANY",
+        `This server already serves ${this.onDemand.size} databases created on demand (maxDatabases); ${JSON.stringify(db)} is not one of them.`,
+      );
+    }
     log = new DbLog(db, this.store, {
       tailSize: this.options.tailSize,
       tailMaxBytes: this.options.tailMaxBytes,
@@ -112,10 +133,14 @@ export class Bus extends EventEmitter<BusEvents> {
     });
     log.ready.catch((e: unknown) => {
       // Forget a log that could not load, so the next request tries again.
-      if (this.logs.get(db) === log) this.logs.delete(db);
+      if (this.logs.get(db) === log) {
+        this.logs.delete(db);
+        this.onDemand.delete(db);
+      }
       this.storeError(e);
     });
     this.logs.set(db, log);
+    if (admitted) this.onDemand.add(db);
     return log;
   }
 
@@ -201,6 +226,22 @@ export class Bus extends EventEmitter<BusEvents> {
         this.storeError(e);
       }
     }
+    await this.trimClaims(now);
+  }
+
+  /**
+   * Deletes lapsed `client:<id>` claims (the store's disk stays bounded, not only their use)
+   * of every served database: those loaded, and those named in the options.
+   */
+  private async trimClaims(now: number): Promise<void> {
+    const named = Object.keys(this.options.databases).filter((db) => db !== "*");
+    for (const db of new Set([...this.logs.keys(), ...named])) {
+      try {
+        await this.store.trimOwners(db, now);
+      } catch (e) {
+        this.storeError(e);
+      }
+    }
   }
 
   private storeError(e: unknown): void {
@@ -216,6 +257,7 @@ export class Bus extends EventEmitter<BusEvents> {
     this.offAppend();
     for (const log of this.logs.values()) log.close();
     this.logs.clear();
+    this.onDemand.clear();
     this.combiners.clear();
     await this.store.close();
   }

@@ -1,5 +1,7 @@
 import type { AppendResult, Store, StoredMessage } from "../stores/store.js";
 import type { Delivery, Listener } from "./listener.js";
+import { ListenerIndex } from "./listener-index.js";
+import { TailCache, type Cursor } from "./tail-cache.js";
 
 const REFRESH_PAGE = 1000;
 
@@ -15,26 +17,15 @@ export interface DbLogOptions {
   readonly onError?: (error: unknown) => void;
 }
 
-/** Where a reader stands: after a message id, or (null) at the start of what the tail holds. */
-type Cursor = string | null;
-
 /**
- * One database's view of the log in this process: a hot tail of recent messages, the index
- * of listeners by channel, and the single refresh loop that pulls new messages from the
- * store. A publish, or a wake-up from another instance, costs one store read whatever the
- * number of listeners; every listener sees messages in log order.
+ * One database's log in this process: keeps its hot tail (tail-cache.ts) and its listeners
+ * (listener-index.ts) in step with the store. A single refresh loop pulls new messages, so
+ * a publish, or a wake-up from another instance, costs one store read whatever the number
+ * of listeners; reads the tail cannot answer go through to the store.
  */
 export class DbLog {
-  private tail: StoredMessage[] = [];
-  /** The size of what `tail` holds, by `tailBytesOf`. */
-  private tailBytes = 0;
-  /**
-   * Exclusive lower bound of what the tail holds: every message with cover < id <= head is
-   * in `tail`. `undefined` until the log is loaded; null when the tail holds the whole log.
-   */
-  private cover: string | null | undefined = undefined;
-  private headId: string | null = null;
-  private readonly index = new Map<string, Set<Listener>>();
+  private readonly tail: TailCache;
+  private readonly listeners = new ListenerIndex();
   private refreshing: Promise<void> | null = null;
   private refreshAgain = false;
   readonly ready: Promise<void>;
@@ -45,18 +36,17 @@ export class DbLog {
     private readonly store: Store,
     private readonly options: DbLogOptions,
   ) {
+    this.tail = new TailCache({ size: options.tailSize, maxBytes: options.tailMaxBytes });
     this.ready = this.load();
   }
 
   get head(): string | null {
-    return this.headId;
+    return this.tail.head;
   }
 
   /** Distinct listeners (a listener on several channels counts once). */
   get listenerCount(): number {
-    const all = new Set<Listener>();
-    for (const set of this.index.values()) for (const l of set) all.add(l);
-    return all.size;
+    return this.listeners.count;
   }
 
   /** Messages held in the hot tail (read-only, for the admin page). */
@@ -66,23 +56,21 @@ export class DbLog {
 
   /** Bytes the hot tail holds, as counted against tailMaxBytes. */
   get tailByteSize(): number {
-    return this.tailBytes;
+    return this.tail.byteSize;
   }
 
   /** Listeners per channel with any (read-only, for the admin page). */
-  *channelListeners(): IterableIterator<[channel: string, listeners: number]> {
-    for (const [channel, set] of this.index) yield [channel, set.size];
+  channelListeners(): IterableIterator<[channel: string, listeners: number]> {
+    return this.listeners.perChannel();
   }
 
   private async load(): Promise<void> {
-    const head = await this.timed(() => this.store.head(this.db));
-    this.headId = head;
-    this.cover = head;
+    this.tail.load(await this.timed(() => this.store.head(this.db)));
   }
 
   close(): void {
     this.closed = true;
-    this.index.clear();
+    this.listeners.clear();
   }
 
   // ---- new messages ------------------------------------------------------------------------
@@ -94,8 +82,8 @@ export class DbLog {
    * in log order instead: the tail never holds a hole.
    */
   ingestLocal(messages: AppendResult): void {
-    const missed = messages.previous !== undefined && messages.previous !== this.headId;
-    if (this.cover === undefined || this.refreshing !== null || missed) {
+    const missed = messages.previous !== undefined && messages.previous !== this.tail.head;
+    if (!this.tail.loaded || this.refreshing !== null || missed) {
       // Not loaded yet, a refresh in flight, or an append of another process to read first:
       // let the refresh pick them up in order.
       this.refresh().catch((e: unknown) => this.options.onError?.(e));
@@ -116,25 +104,14 @@ export class DbLog {
         do {
           this.refreshAgain = false;
           for (;;) {
-            const res = await this.timed(() => this.store.read(this.db, { after: this.headId, limit: REFRESH_PAGE }));
+            const res = await this.timed(() => this.store.read(this.db, { after: this.tail.head, limit: REFRESH_PAGE }));
             if (this.closed) return;
             if (res.gap) {
-              // Retention removed what came after our head, or the store was wiped: start the
-              // tail afresh from the oldest retained message, which then bounds what the tail
-              // vouches for. Live listeners were past our head: they must be told too.
-              this.tail = [];
-              this.tailBytes = 0;
-              this.signalGap();
-              if (res.messages.length > 0) {
-                this.ingest(res.messages);
-                const first = this.tail.shift();
-                if (first !== undefined) this.tailBytes -= tailBytesOf(first);
-                this.cover = first?.id ?? this.headId;
-              } else {
-                // Nothing retained: an empty log, so that the next read is not a gap again.
-                this.headId = null;
-                this.cover = null;
-              }
+              // Retention removed what came after our head, or the store was wiped. Live
+              // listeners were past our head: they must be told too.
+              this.listeners.signalGap();
+              this.tail.restart(res.messages);
+              this.listeners.dispatch(res.messages);
             } else if (res.messages.length > 0) {
               this.ingest(res.messages);
             }
@@ -154,86 +131,22 @@ export class DbLog {
    * then go to the store, which answers them with the gap signal.
    */
   forgetBefore(oldest: string | null): void {
-    if (this.cover === undefined) return;
-    let drop = 0;
-    while (drop < this.tail.length && (oldest === null || this.tail[drop]!.id < oldest)) drop++;
-    if (drop === 0) return;
-    this.dropOldest(drop);
+    this.tail.forgetBefore(oldest);
   }
 
   private ingest(messages: readonly StoredMessage[]): void {
-    for (const m of messages) {
-      this.tail.push(m);
-      this.tailBytes += tailBytesOf(m);
-    }
-    this.headId = messages[messages.length - 1]!.id;
-    // Evict in chunks, so a full tail does not copy itself on every publish.
-    const excess = this.tail.length - this.options.tailSize;
-    let drop = excess > 0 && (excess >= 1024 || excess * 8 >= this.options.tailSize) ? excess : 0;
-    const maxBytes = this.options.tailMaxBytes;
-    if (maxBytes !== undefined && this.tailBytes > maxBytes) {
-      // Past the byte bound: down to 7/8 of it, for the same reason.
-      let bytes = this.tailBytes;
-      for (let i = 0; i < drop; i++) bytes -= tailBytesOf(this.tail[i]!);
-      while (drop < this.tail.length && bytes > maxBytes - (maxBytes >>> 3)) bytes -= tailBytesOf(this.tail[drop++]!);
-    }
-    if (drop > 0) this.dropOldest(drop);
-    this.dispatch(messages);
-  }
-
-  /** Removes the `n` oldest messages of the tail; reads before what is left go to the store. */
-  private dropOldest(n: number): void {
-    for (let i = 0; i < n; i++) this.tailBytes -= tailBytesOf(this.tail[i]!);
-    this.cover = this.tail[n - 1]!.id;
-    this.tail = this.tail.slice(n);
-  }
-
-  /** Every listener's cursor points into what may be lost: whatever comes next is new to it. */
-  private signalGap(): void {
-    const all = new Set<Listener>();
-    for (const set of this.index.values()) for (const l of set) all.add(l);
-    for (const l of all) {
-      l.cursor = null;
-      l.gap?.();
-    }
-  }
-
-  private dispatch(messages: readonly StoredMessage[]): void {
-    if (this.index.size === 0) return;
-    const touched = new Set<Listener>();
-    for (const m of messages) {
-      const set = this.index.get(m.channel);
-      if (set === undefined) continue;
-      for (const l of set) {
-        if (l.cursor !== null && m.id <= l.cursor) continue;
-        l.cursor = m.id;
-        l.push(m);
-        touched.add(l);
-      }
-    }
-    for (const l of touched) l.flush();
+    this.tail.append(messages);
+    this.listeners.dispatch(messages);
   }
 
   // ---- listeners ------------------------------------------------------------------------------
 
   addListener(l: Listener): void {
-    for (const c of l.channels) {
-      let set = this.index.get(c);
-      if (set === undefined) {
-        set = new Set();
-        this.index.set(c, set);
-      }
-      set.add(l);
-    }
+    this.listeners.add(l);
   }
 
   removeListener(l: Listener): void {
-    for (const c of l.channels) {
-      const set = this.index.get(c);
-      if (set === undefined) continue;
-      set.delete(l);
-      if (set.size === 0) this.index.delete(c);
-    }
+    this.listeners.remove(l);
   }
 
   // ---- reading ----------------------------------------------------------------------------------
@@ -265,16 +178,16 @@ export class DbLog {
     let sinceTs = after === null ? Date.now() - this.options.noCursorWindowMs : undefined;
     for (let attempt = 0; ; attempt++) {
       if (sinceTs !== undefined) {
-        const fromTail = this.scanSince(channels, sinceTs, limit);
-        if (fromTail !== null) return answer(fromTail, gap, this.headId);
-      } else if (this.covers(cursor)) {
-        return answer(this.scanAfter(channels, cursor, limit), gap, cursor);
-      } else if (cursor !== null && this.beyondHead(cursor) && attempt < 3) {
+        const fromTail = this.tail.scanSince(channels, sinceTs, limit);
+        if (fromTail !== null) return answer(fromTail, gap, this.tail.head);
+      } else if (this.tail.covers(cursor)) {
+        return answer(this.tail.scanAfter(channels, cursor, limit), gap, cursor);
+      } else if (cursor !== null && this.tail.beyondHead(cursor) && attempt < 3) {
         // Another instance served this client further than we have read: catch up first.
         await this.refresh();
         continue;
       }
-      const headBefore = this.headId;
+      const headBefore = this.tail.head;
       const res = await this.timed(() =>
         this.store.read(this.db, {
           after: sinceTs !== undefined ? null : cursor,
@@ -292,7 +205,7 @@ export class DbLog {
       sinceTs = undefined;
       if (res.gap || cursor === null || headBefore === null || cursor < headBefore || attempt >= 3) {
         cursor = headBefore;
-        if (attempt >= 3 && !this.covers(cursor)) return answer([], gap, cursor);
+        if (attempt >= 3 && !this.tail.covers(cursor)) return answer([], gap, cursor);
       }
     }
   }
@@ -303,59 +216,8 @@ export class DbLog {
    * listener from `position` in the same tick.
    */
   fetchNow(channels: ReadonlySet<string>, after: Cursor, limit: number): (Delivery & { position: Cursor }) | null {
-    if (after === null || !this.covers(after)) return null;
-    return { messages: this.scanAfter(channels, after, limit), gap: false, position: after };
-  }
-
-  /** Whether the tail alone can answer a read after `cursor`. */
-  private covers(cursor: Cursor): boolean {
-    if (this.cover === undefined) return false;
-    if (cursor === null) return this.cover === null;
-    if (this.headId === null) return false;
-    if (cursor > this.headId || !sameEpoch(cursor, this.headId)) return false;
-    return this.cover === null || cursor >= this.cover;
-  }
-
-  private beyondHead(cursor: string): boolean {
-    return this.headId === null || (sameEpoch(cursor, this.headId) && cursor > this.headId);
-  }
-
-  private scanAfter(channels: ReadonlySet<string>, cursor: Cursor, limit: number): StoredMessage[] {
-    const out: StoredMessage[] = [];
-    for (let i = cursor === null ? 0 : this.firstIndexAfter(cursor); i < this.tail.length && out.length < limit; i++) {
-      const m = this.tail[i]!;
-      if (channels.has(m.channel)) out.push(m);
-    }
-    return out;
-  }
-
-  /** Messages stamped since `sinceTs`, or null when the tail may not hold all of them. */
-  private scanSince(channels: ReadonlySet<string>, sinceTs: number, limit: number): StoredMessage[] | null {
-    if (this.cover === undefined) return null;
-    if (this.cover !== null) {
-      // Unless the tail reaches back before the window, older messages of it are only in the store.
-      const first = this.tail[0];
-      if (first === undefined || first.ts >= sinceTs) return null;
-    }
-    let i = this.tail.length;
-    while (i > 0 && this.tail[i - 1]!.ts >= sinceTs) i--;
-    const out: StoredMessage[] = [];
-    for (; i < this.tail.length && out.length < limit; i++) {
-      const m = this.tail[i]!;
-      if (channels.has(m.channel)) out.push(m);
-    }
-    return out;
-  }
-
-  private firstIndexAfter(cursor: string): number {
-    let lo = 0;
-    let hi = this.tail.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (this.tail[mid]!.id <= cursor) lo = mid + 1;
-      else hi = mid;
-    }
-    return lo;
+    if (after === null || !this.tail.covers(after)) return null;
+    return { messages: this.tail.scanAfter(channels, after, limit), gap: false, position: after };
   }
 
   private async timed<T>(fn: () => Promise<T>): Promise<T> {
@@ -366,17 +228,4 @@ export class DbLog {
       this.options.onStoreRead?.(performance.now() - start);
     }
   }
-}
-
-/** What a message costs the tail: its JSON and channel (one byte a character) and the object around them. */
-function tailBytesOf(m: StoredMessage): number {
-  return m.json.length + m.channel.length + m.id.length + 64;
-}
-
-function sameEpoch(a: string, b: string): boolean {
-  const ca = a.indexOf(":");
-  if (ca <= 0 || ca !== b.indexOf(":")) return false;
-  // Compared in place: this runs on every poll, and slices are allocations.
-  for (let i = 0; i < ca; i++) if (a.charCodeAt(i) !== b.charCodeAt(i)) return false;
-  return true;
 }

@@ -1,4 +1,4 @@
-import { isTransactionalStore, type SqlHandle } from "../stores/transactional.js";
+import { isTransactionalStore, type SqlHandle } from "../stores/capabilities.js";
 import { TidingsError } from "../errors.js";
 import type { TidingsOptions } from "../options.js";
 import type { Store } from "../stores/store.js";
@@ -12,7 +12,7 @@ export interface TransactionalPublisher {
   log(db: string): unknown;
 }
 
-export { isTransactionalStore, type SqlHandle, type TransactionalStore } from "../stores/transactional.js";
+export { isTransactionalStore, type SqlHandle, type TransactionalStore } from "../stores/capabilities.js";
 
 /**
  * Publishes one message inside the application's PostgreSQL transaction (DESIGN §3.3):

@@ -1,4 +1,4 @@
-import { TidingsError } from "../errors.js";
+import { TidingsError } from "./errors.js";
 
 /**
  * The publish body, the same on HTTP (`POST /<db>/publish`) and the WebSocket (`publish`):

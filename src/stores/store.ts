@@ -77,6 +77,16 @@ export interface NewCommand {
   readonly now: number;
 }
 
+/** How long ownership claims live and how many one owner holds (`claimOwner`). */
+export interface ClaimPolicy {
+  /** The time of the call, ms since the epoch. */
+  readonly now: number;
+  /** A claim lapses this long after its owner last claimed it. */
+  readonly ttlMs: number;
+  /** Most claims one owner holds per database; a new one past it frees the least recently renewed. */
+  readonly maxPerOwner: number;
+}
+
 export interface CommandFilter {
   readonly address?: string;
   readonly states?: readonly CommandState[];
@@ -121,8 +131,12 @@ export interface StoreCapabilities {
    * servers, or an application's `createBus`, on one SQLite file). `onAppend` then reports
    * their appends within a bounded delay, and `append` results carry `previous`, so that
    * the core puts its own appends in its tail without a read only when nothing came between.
+   * Such a store offers `anotherProcessAlive()` (capabilities.ts, `ProcessPresence`):
+   * command claims found at start may be another live process's, left to their leases.
    */
   readonly otherProcesses?: boolean;
+  /** The store offers `horizonLag()` (capabilities.ts, `HorizonProbe`): a metric of how long messages wait to be readable. */
+  readonly horizonLag?: boolean;
 }
 
 export interface Store {
@@ -150,19 +164,17 @@ export interface Store {
    */
   onAppend(listener: (db: string) => void): () => void;
 
-  /**
-   * Whether another live process uses this store now (an engine with `otherProcesses`).
-   * Command claims found at start may then be that process's: they are left to their
-   * leases instead of being given back at once. Absent: no other process can use it.
-   */
-  anotherProcessAlive?(): Promise<boolean>;
-
   // ---- ownership -----------------------------------------------------------------------
   /**
-   * First writer wins: records `owner` for `key` unless one is already recorded, and
-   * returns the recorded owner. Used for `client:<id>` channels and command addresses.
+   * First writer wins: records `owner` for `key` unless a live claim of another owner is
+   * recorded, and returns the owner of the live claim. A claim lives `ttlMs` after its
+   * owner last claimed it (each call by the owner renews it); a lapsed claim is deleted and
+   * the key goes to the caller. Recording a new claim deletes the owner's lapsed claims,
+   * then its least recently renewed ones past `maxPerOwner`. Used for `client:<id>` channels.
    */
-  claimOwner(db: string, key: string, owner: string): Promise<string>;
+  claimOwner(db: string, key: string, owner: string, policy: ClaimPolicy): Promise<string>;
+  /** Deletes every claim of `db` lapsed at `now` (bounded storage); returns how many. */
+  trimOwners(db: string, now: number): Promise<number>;
 
   // ---- commands ------------------------------------------------------------------------
   /**
@@ -212,3 +224,21 @@ export interface Store {
   /** Marks `expired` every non-final command whose deadline is <= now; returns them. */
   expireCommands(db: string, now: number): Promise<CommandRecord[]>;
 }
+
+/** The parts of the contract, for code that needs only one; conformance is tested part by part. */
+export type StoreLog = Pick<Store, "append" | "read" | "head" | "trim" | "onAppend">;
+export type StoreOwnership = Pick<Store, "claimOwner">;
+export type StoreCommands = Pick<
+  Store,
+  | "createCommand"
+  | "getCommand"
+  | "findCommandByKey"
+  | "listCommands"
+  | "countOpenCommands"
+  | "claimCommands"
+  | "startCommand"
+  | "renewClaims"
+  | "releaseClaims"
+  | "finishCommand"
+  | "expireCommands"
+>;

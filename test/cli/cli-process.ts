@@ -34,14 +34,19 @@ export interface RunOptions {
 
 /** Runs `tidings <args>` to completion, or kills it and rejects past the deadline. */
 export function runCli(args: readonly string[], opts: RunOptions = {}): Promise<CliResult> {
+  return runNode([CLI, ...args], opts);
+}
+
+/** Runs `node <args>` (in `cwd`) to completion, or kills it and rejects past the deadline. */
+export function runNode(args: readonly string[], opts: RunOptions & { cwd?: string } = {}): Promise<CliResult> {
   const timeoutMs = opts.timeoutMs ?? 60_000;
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], { env: cleanEnv(opts.env), stdio: ["pipe", "pipe", "pipe"] });
+    const child = spawn(process.execPath, args, { env: cleanEnv(opts.env), stdio: ["pipe", "pipe", "pipe"], ...(opts.cwd ? { cwd: opts.cwd } : {}) });
     let stdout = "";
     let stderr = "";
     const timer = setTimeout(() => {
       child.kill("SIGKILL");
-      reject(new Error(`tidings ${args.join(" ")} did not exit within ${timeoutMs} ms; stderr: ${stderr}`));
+      reject(new Error(`node ${args.join(" ")} did not exit within ${timeoutMs} ms; stderr: ${stderr}`));
     }, timeoutMs);
     child.stdout.on("data", (c: Buffer) => (stdout += c.toString()));
     child.stderr.on("data", (c: Buffer) => (stderr += c.toString()));

@@ -1,6 +1,7 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { dirname, join, normalize } from "node:path";
 import { OPTION_SPECS } from "../../src/cli/config.js";
 import { ERRORS } from "../../src/errors.js";
 
@@ -19,5 +20,26 @@ describe("operator documentation", () => {
       .filter(([code, { status }]) => !new RegExp(`\\| \`${code}\` \\| ${status} \\|`).test(doc))
       .map(([code]) => code);
     assert.deepEqual(missing, []);
+  });
+
+  it("README.md and docs/ link to, and name, only files that exist", () => {
+    const docs = (dir: string): string[] =>
+      readdirSync(new URL(`../../${dir}`, import.meta.url), { withFileTypes: true }).flatMap((e) =>
+        e.isDirectory() ? docs(`${dir}/${e.name}`) : e.name.endsWith(".md") ? [`${dir}/${e.name}`] : [],
+      );
+    const exists = (path: string) => existsSync(new URL(`../../${path}`, import.meta.url));
+    const broken: string[] = [];
+    for (const file of ["README.md", ...docs("docs")]) {
+      const text = read(file);
+      // Relative Markdown links, resolved from the file's folder.
+      for (const [, target] of text.matchAll(/\]\(([^)#\s]+)(?:#[^)]*)?\)/g)) {
+        if (!/^[a-z]+:/.test(target!) && !exists(normalize(join(dirname(file), target!)))) broken.push(`${file}: link ${target}`);
+      }
+      // Paths named in the text, from the root of the checkout ("see docs/changes.md").
+      for (const [, path] of text.matchAll(/(?<![\w/.])((?:docs|src|test|examples|bench)\/[\w./-]+\.(?:md|ts|sql))/g)) {
+        if (!exists(path!)) broken.push(`${file}: ${path}`);
+      }
+    }
+    assert.deepEqual(broken, []);
   });
 });

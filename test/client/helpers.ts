@@ -1,6 +1,6 @@
 import WebSocket from "ws";
 import { createClient, type CreateClientOptions, type TidingsClient, type TransportName } from "../../src/client/index.js";
-import type { WebSocketConstructor } from "../../src/client/websocket.js";
+import type { WebSocketConstructor } from "../../src/client/websocket-like.js";
 
 export const TRANSPORTS: readonly TransportName[] = ["websocket", "sse", "longpoll"];
 

@@ -4,6 +4,9 @@ import assert from "node:assert/strict";
 import { AccessControl } from "../../src/core/access.js";
 import type { Identity, Role } from "../../src/core/identity.js";
 import { MemoryStore } from "../../src/stores/memory/index.js";
+import { DEFAULTS } from "../../src/options.js";
+
+const CLAIMS = { ttlMs: DEFAULTS.clientClaimTtlMs, maxPerUser: DEFAULTS.maxClientClaimsPerUser };
 
 function who(user: string, role: Role, extra: { channels?: string[]; addresses?: string[] } = {}): Identity {
   return { user, db: "test", role, channels: extra.channels ?? [], addresses: extra.addresses ?? [], expiresAt: null, via: "jwt" };
@@ -11,7 +14,7 @@ function who(user: string, role: Role, extra: { channels?: string[]; addresses?:
 
 describe("command access rules", () => {
   // A rule granting every channel to everyone must still not open the command channels.
-  const access = new AccessControl(new MemoryStore(), [{ channels: "*" }]);
+  const access = new AccessControl(new MemoryStore(), [{ channels: "*" }], CLAIMS);
 
   it("lets serve an address only through token address patterns or the admin role", () => {
     const bot = who("5", "subscriber", { addresses: ["software_dev.buildbot:{user}", "bots:*"] });

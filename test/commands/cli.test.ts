@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { runCli, serve, tempDir, type Served } from "../cli/cli-process.js";
 import { TEST_SECRET, token } from "../helpers/server.js";
-import { startClientProcess, type NodeProcess } from "./processes.js";
+import { portOf, Relay, startClientProcess, type NodeProcess } from "./processes.js";
 
 describe("tidings command", () => {
   const dir = tempDir();
@@ -77,5 +77,44 @@ describe("tidings command", () => {
     assert.match(res.stderr, /TIDINGS_ERR_ROLE_FORBIDDEN/);
     const usage = await runCli(["command", "send", ...remote, "bot:cli", "add", "1", "--args", "[1]"]);
     assert.equal(usage.code, 2);
+  });
+
+  it("send --wait outlives a server restart: it prints the outcome the restarted server got", async () => {
+    const own = tempDir();
+    const args = ["--data-dir", own.path, "--store", `sqlite:${join(own.path, "t.db")}`, "--databases", "test", "--secret", TEST_SECRET];
+    let first: Served | undefined = await serve(args);
+    let second: Served | undefined;
+    let worker: NodeProcess | undefined;
+    const relay = await Relay.start(portOf(first.url));
+    try {
+      const waiting = runCli(["command", "send", "--url", relay.url, "--db", "test", "--secret", TEST_SECRET, "bot:later", "add", "20", "22", "--wait", "60s"], {
+        timeoutMs: 90_000,
+      });
+      const admin = await token("ops", { role: "admin" });
+      const sent = async (): Promise<boolean> => {
+        const res = await fetch(`${first!.url}/test/commands?address=bot:later`, { headers: { authorization: `Bearer ${admin}` } });
+        return ((await res.json()) as { commands: unknown[] }).commands.length === 1;
+      };
+      for (const end = Date.now() + 30_000; !(await sent()); ) {
+        if (Date.now() > end) throw new Error("the CLI's command never reached the server");
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      await first.stop("SIGKILL");
+      first = undefined;
+      second = await serve(args);
+      relay.target = portOf(second.url);
+      worker = startClientProcess({ url: second.url, token: await token("bot", { addresses: ["bot:later"] }), address: "bot:later", transport: "websocket" });
+
+      const res = await waiting;
+      assert.equal(res.code, 0, res.stderr);
+      assert.match(res.stdout, /^[0-9a-f-]{36} {2}succeeded {2}bot:later add\(20, 22\) {2}attempts=1\nresult: 42\n$/);
+      assert.match(res.stderr, /retrying in \d+ ms/, "the wait went through the restart");
+    } finally {
+      await worker?.kill();
+      await first?.stop("SIGKILL");
+      await second?.stop("SIGKILL");
+      await relay.close();
+      own.remove();
+    }
   });
 });

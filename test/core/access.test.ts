@@ -4,6 +4,9 @@ import { AccessControl, type AccessRule } from "../../src/core/access.js";
 import type { Identity, Role } from "../../src/core/identity.js";
 import { TidingsError } from "../../src/errors.js";
 import { MemoryStore } from "../../src/stores/memory/index.js";
+import { DEFAULTS } from "../../src/options.js";
+
+const CLAIMS = { ttlMs: DEFAULTS.clientClaimTtlMs, maxPerUser: DEFAULTS.maxClientClaimsPerUser };
 
 function who(user: string, opts: { role?: Role; channels?: string[]; db?: string } = {}): Identity {
   return {
@@ -18,7 +21,7 @@ function who(user: string, opts: { role?: Role; channels?: string[]; db?: string
 }
 
 function acl(rules: AccessRule[] = []): AccessControl {
-  return new AccessControl(new MemoryStore(), rules);
+  return new AccessControl(new MemoryStore(), rules, CLAIMS);
 }
 
 describe("access: built-in channels", () => {
@@ -46,9 +49,9 @@ describe("access: built-in channels", () => {
     assert.equal(await a.canRead("erp", who("1"), "client:abc"), true);
     // The owner is recorded in the store: a fresh AccessControl (another instance) agrees.
     const store = new MemoryStore();
-    await new AccessControl(store, []).canRead("erp", who("2"), "client:xyz");
-    assert.equal(await new AccessControl(store, []).canRead("erp", who("1"), "client:xyz"), false);
-    assert.equal(await new AccessControl(store, []).canRead("erp", who("2"), "client:xyz"), true);
+    await new AccessControl(store, [], CLAIMS).canRead("erp", who("2"), "client:xyz");
+    assert.equal(await new AccessControl(store, [], CLAIMS).canRead("erp", who("1"), "client:xyz"), false);
+    assert.equal(await new AccessControl(store, [], CLAIMS).canRead("erp", who("2"), "client:xyz"), true);
     // Another database is another namespace.
     assert.equal(await a.canRead("other", who("2"), "client:abc"), true);
   });

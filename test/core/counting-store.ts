@@ -1,5 +1,6 @@
 import type {
   AppendEntry,
+  ClaimPolicy,
   CommandFilter,
   CommandOutcome,
   CommandRecord,
@@ -60,8 +61,11 @@ export class CountingStore implements Store {
   onAppend(listener: (db: string) => void): () => void {
     return this.inner.onAppend(listener);
   }
-  claimOwner(db: string, key: string, owner: string): Promise<string> {
-    return this.inner.claimOwner(db, key, owner);
+  claimOwner(db: string, key: string, owner: string, policy: ClaimPolicy): Promise<string> {
+    return this.inner.claimOwner(db, key, owner, policy);
+  }
+  trimOwners(db: string, now: number): Promise<number> {
+    return this.inner.trimOwners(db, now);
   }
   createCommand(db: string, command: NewCommand): Promise<{ command: CommandRecord; created: boolean }> {
     return this.inner.createCommand(db, command);

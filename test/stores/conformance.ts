@@ -267,13 +267,60 @@ export function describeStore(name: string, harness: StoreHarness): void {
     });
 
     describe("ownership", () => {
+      const T = 1_700_000_000_000;
+      const TTL = 1000;
+      const policy = (now: number, maxPerOwner = 100) => ({ now, ttlMs: TTL, maxPerOwner });
+
       it("records the first owner and keeps it", async () => {
         const db = freshDb();
-        assert.equal(await store.claimOwner(db, "client:abc", "7"), "7");
-        assert.equal(await store.claimOwner(db, "client:abc", "8"), "7");
-        assert.equal(await store.claimOwner(freshDb(), "client:abc", "8"), "8", "per database");
-        const racers = await Promise.all(["1", "2", "3", "4"].map((u) => store.claimOwner(db, "client:race", u)));
+        assert.equal(await store.claimOwner(db, "client:abc", "7", policy(T)), "7");
+        assert.equal(await store.claimOwner(db, "client:abc", "8", policy(T)), "7");
+        assert.equal(await store.claimOwner(freshDb(), "client:abc", "8", policy(T)), "8", "per database");
+        const racers = await Promise.all(["1", "2", "3", "4"].map((u) => store.claimOwner(db, "client:race", u, policy(T))));
         assert.equal(new Set(racers).size, 1, "concurrent claims agree on one owner");
+      });
+
+      it("lets a claim lapse ttl after its owner's last claim, and each claim by the owner renews it", async () => {
+        const db = freshDb();
+        assert.equal(await store.claimOwner(db, "client:k", "7", policy(T)), "7");
+        assert.equal(await store.claimOwner(db, "client:k", "8", policy(T + TTL - 1)), "7", "alive until its expiry");
+        assert.equal(await store.claimOwner(db, "client:k", "7", policy(T + TTL - 1)), "7", "renewed by its owner");
+        assert.equal(await store.claimOwner(db, "client:k", "8", policy(T + 2 * TTL - 2)), "7", "alive a ttl after the renewal");
+        assert.equal(await store.claimOwner(db, "client:k", "8", policy(T + 2 * TTL - 1)), "8", "lapsed: the next caller takes it");
+        assert.equal(await store.claimOwner(db, "client:k", "7", policy(T + 2 * TTL)), "8");
+      });
+
+      it("frees an owner's least recently renewed claim past the cap, never another owner's", async () => {
+        const db = freshDb();
+        assert.equal(await store.claimOwner(db, "client:other", "8", policy(T)), "8");
+        for (const [i, key] of ["client:a", "client:b", "client:c"].entries()) {
+          assert.equal(await store.claimOwner(db, key, "7", policy(T + i, 3)), "7");
+        }
+        assert.equal(await store.claimOwner(db, "client:a", "7", policy(T + 3, 3)), "7", "a renewed: b is now the least recent");
+        assert.equal(await store.claimOwner(db, "client:d", "7", policy(T + 4, 3)), "7");
+        assert.equal(await store.claimOwner(db, "client:b", "9", policy(T + 5, 3)), "9", "b was freed");
+        for (const key of ["client:a", "client:c", "client:d"]) {
+          assert.equal(await store.claimOwner(db, key, "9", policy(T + 5, 3)), "7", `${key} kept`);
+        }
+        assert.equal(await store.claimOwner(db, "client:other", "9", policy(T + 5, 3)), "8", "another owner's claim is not counted");
+        // Many more claims than the cap: the owner holds the newest ones, each usable.
+        for (let i = 0; i < 20; i++) assert.equal(await store.claimOwner(db, `client:n${i}`, "7", policy(T + 10 + i, 3)), "7");
+        for (let i = 0; i < 17; i++) assert.equal(await store.claimOwner(db, `client:n${i}`, "9", policy(T + 40, 3)), "9", `n${i} freed`);
+        for (let i = 17; i < 20; i++) assert.equal(await store.claimOwner(db, `client:n${i}`, "9", policy(T + 40, 3)), "7", `n${i} kept`);
+      });
+
+      it("deletes lapsed claims when trimmed, and only those", async () => {
+        const db = freshDb();
+        const other = freshDb();
+        for (let i = 0; i < 50; i++) await store.claimOwner(db, `client:old${i}`, String(i % 5), policy(T));
+        await store.claimOwner(db, "client:fresh", "7", policy(T + TTL));
+        await store.claimOwner(other, "client:old0", "0", policy(T));
+        assert.equal(await store.trimOwners(db, T + TTL), 50);
+        assert.equal(await store.trimOwners(db, T + TTL), 0, "deleted, not only ignored");
+        assert.equal(await store.claimOwner(db, "client:fresh", "8", policy(T + TTL)), "7", "a live claim stays");
+        assert.equal(await store.claimOwner(db, "client:old3", "8", policy(T + TTL)), "8");
+        assert.equal(await store.trimOwners(other, T + TTL - 1), 0, "per database");
+        assert.equal(await store.trimOwners(other, T + TTL), 1);
       });
     });
 
@@ -663,7 +710,8 @@ export function describeStore(name: string, harness: StoreHarness): void {
           const db = freshDb();
           const out = await store.append(db, Array.from({ length: 5 }, (_, i) => entry("a", { i })));
           await store.trim(db, { maxAgeMs: 0, maxCount: 3 }, Date.now());
-          await store.claimOwner(db, "client:x", "u1");
+          const now = Date.now();
+          await store.claimOwner(db, "client:x", "u1", { now, ttlMs: 3_600_000, maxPerOwner: 10 });
           await store.close();
           store = await reopen();
           await store.open();
@@ -675,7 +723,7 @@ export function describeStore(name: string, harness: StoreHarness): void {
           assert.equal(await store.head(db), out[4]!.id);
           const [next] = await store.append(db, [entry("a", { i: 5 })]);
           assert.ok(next!.id > out[4]!.id, "new ids sort after the old ones");
-          assert.equal(await store.claimOwner(db, "client:x", "u2"), "u1");
+          assert.equal(await store.claimOwner(db, "client:x", "u2", { now, ttlMs: 3_600_000, maxPerOwner: 10 }), "u1", "claims survive a restart");
         });
       });
     }

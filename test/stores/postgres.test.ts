@@ -11,6 +11,10 @@ import postgres from "postgres";
 import { describeStore, entry, freshDb, parse, sleep, waitFor } from "./conformance.js";
 import { PostgresStore } from "../../src/stores/postgres/index.js";
 import type { StoredMessage } from "../../src/stores/store.js";
+import { readMigrations } from "../../src/stores/migrations.js";
+import { TidingsError } from "../../src/errors.js";
+
+const MIGRATIONS = readMigrations(new URL("../../src/stores/postgres/sql/", import.meta.url));
 
 const BASE_URL = process.env.TIDINGS_TEST_POSTGRES_URL ?? "postgres://postgres@127.0.0.1:5432/test";
 const SCHEMA = `tidings_test_${process.pid}_${randomBytes(4).toString("hex")}`;
@@ -68,6 +72,7 @@ after(async () => {
     if (admin) {
       await admin`DROP SCHEMA IF EXISTS ${admin(SCHEMA)} CASCADE`;
       await admin`DROP SCHEMA IF EXISTS ${admin(`${SCHEMA}_m`)} CASCADE`;
+      await admin`DROP SCHEMA IF EXISTS ${admin(`${SCHEMA}_u`)} CASCADE`;
     }
   } finally {
     await admin?.end({ timeout: 5 });
@@ -76,6 +81,27 @@ after(async () => {
 });
 
 describeStore("postgres", { create: () => newStore(), reopen: () => newStore(), skip });
+
+/**
+ * The ids of `db`'s log once `count` are readable: reads stop below the oldest transaction
+ * of the whole cluster, which other test runs on a shared server may hold open for a while.
+ */
+async function idsOnceReadable(store: PostgresStore, db: string, count: number): Promise<string[]> {
+  let ids: string[] = [];
+  await waitForAsync(async () => {
+    ids = (await store.read(db, { after: null, limit: 100 })).messages.map((x) => x.id);
+    return ids.length >= count;
+  }, 30_000);
+  return ids;
+}
+
+async function waitForAsync(cond: () => Promise<boolean>, timeoutMs: number): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!(await cond())) {
+    if (Date.now() > end) throw new Error("condition not met in time");
+    await sleep(20);
+  }
+}
 
 /** Reads everything after `cursor`, page by page. */
 async function drain(store: PostgresStore, db: string, cursor: string | null): Promise<StoredMessage[]> {
@@ -429,12 +455,77 @@ describe("postgres engine", { skip }, () => {
       await Promise.all(stores.map((s) => s.open()));
       const db = freshDb("mig");
       const [m] = await stores[0]!.append(db, [entry("c")]);
-      for (const s of stores) assert.deepEqual((await s.read(db, { after: null, limit: 10 })).messages.map((x) => x.id), [m!.id]);
+      for (const s of stores) assert.deepEqual(await idsOnceReadable(s, db, 1), [m!.id]);
       const a = sqlAdmin();
       const versions = await a<{ version: number }[]>`SELECT version FROM ${a(schema)}.schema_migrations ORDER BY version`;
-      assert.deepEqual(versions.map((v) => v.version), [1, 2, 3]);
+      assert.deepEqual(versions.map((v) => v.version), MIGRATIONS.map((m) => m.version));
+      // Claims (migration 5) from every instance agree on one owner.
+      const policy = { now: Date.now(), ttlMs: 60_000, maxPerOwner: 10 };
+      const owners = await Promise.all(stores.map((s, i) => s.claimOwner(db, "client:m", String(i), policy)));
+      assert.equal(new Set(owners).size, 1);
     } finally {
       await Promise.all(stores.map((s) => s.close()));
+    }
+  });
+
+  it("upgrades a schema whose claims never expired, from several instances at once", async () => {
+    const schema = `${SCHEMA}_u`;
+    const first = newStore({ schema });
+    await first.open();
+    await first.close();
+    // Back to the schema as migration 4 left it, with a claim recorded then.
+    const a = sqlAdmin();
+    const db = freshDb("upg");
+    await a.begin(async (tx) => {
+      await tx`DROP FUNCTION ${a(schema)}.claim_owner`;
+      await tx`ALTER TABLE ${a(schema)}.owners DROP COLUMN expires_at`;
+      await tx`DELETE FROM ${a(schema)}.schema_migrations WHERE version = 5`;
+      await tx`INSERT INTO ${a(schema)}.owners (db, key, owner) VALUES (${db}, 'client:legacy', '7')`;
+    });
+    const stores = [0, 1, 2].map(() => newStore({ schema }));
+    try {
+      await Promise.all(stores.map((s) => s.open()));
+      const versions = await a<{ version: number }[]>`SELECT version FROM ${a(schema)}.schema_migrations ORDER BY version`;
+      assert.deepEqual(versions.map((v) => v.version), [1, 2, 3, 4, 5]);
+      assert.equal(await stores[1]!.trimOwners(db, Date.now()), 1, "the old claim lapsed at the upgrade and is deleted");
+      const owner = await stores[2]!.claimOwner(db, "client:legacy", "8", { now: Date.now(), ttlMs: 60_000, maxPerOwner: 10 });
+      assert.equal(owner, "8");
+    } finally {
+      await Promise.all(stores.map((s) => s.close()));
+    }
+  });
+
+  it("starts next to a newer schema whose unknown migrations were declared compatible (rolling upgrade)", async () => {
+    const schema = `${SCHEMA}_m`;
+    const a = sqlAdmin();
+    const first = newStore({ schema });
+    await first.open();
+    await first.close();
+    const next = MIGRATIONS.at(-1)!.version + 1;
+    await a`INSERT INTO ${a(schema)}.schema_migrations (version, name, compatible) VALUES (${next}, ${`${next}_from_the_future.sql`}, true)`;
+    const older = newStore({ schema });
+    try {
+      await older.open();
+      assert.deepEqual(older.newerMigrations.map((m) => m.version), [next]);
+      const db = freshDb("rolling");
+      const [m] = await older.append(db, [entry("c")]);
+      assert.deepEqual(await idsOnceReadable(older, db, 1), [m!.id]);
+    } finally {
+      await older.close();
+    }
+    // A breaking one stops the older version with a sentence naming it.
+    await a`UPDATE ${a(schema)}.schema_migrations SET compatible = false WHERE version = ${next}`;
+    const refused = newStore({ schema });
+    try {
+      await assert.rejects(refused.open(), (e: unknown) => {
+        assert.ok(e instanceof TidingsError);
+        assert.equal(e.code, "TIDINGS_ERR_STORE_SCHEMA");
+        assert.match(e.message, new RegExp(`migration ${next}, ${next}_from_the_future\\.sql`));
+        return true;
+      });
+    } finally {
+      await refused.close();
+      await a`DELETE FROM ${a(schema)}.schema_migrations WHERE version = ${next}`;
     }
   });
 

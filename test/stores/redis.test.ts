@@ -98,6 +98,20 @@ describeStore("redis", {
 });
 
 describe("redis engine", { skip }, () => {
+  it("lets claims recorded before claims expired lapse at once, and deletes them", async () => {
+    const store = await openStore();
+    try {
+      const db = freshDb("legacy");
+      // As the earlier claim-owner script left them: an owner, no expiry.
+      await admin.hset(`${prefix}{${db}}:owners`, "client:legacy", "7");
+      assert.equal(await store.trimOwners(db, Date.now()), 1);
+      assert.equal(await admin.hexists(`${prefix}{${db}}:owners`, "client:legacy"), 0);
+      assert.equal(await store.claimOwner(db, "client:legacy", "8", { now: Date.now(), ttlMs: 60_000, maxPerOwner: 10 }), "8");
+    } finally {
+      await store.close();
+    }
+  });
+
   it("reconnects after CLIENT KILL, wakes every known database and loses nothing", async () => {
     const a = await openStore();
     const b = await openStore();

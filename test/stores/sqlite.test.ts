@@ -1,13 +1,14 @@
 import { describe, it, after } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import Database from "better-sqlite3";
 import { describeStore, entry, freshDb, sleep, waitFor } from "./conformance.js";
 import { SqliteStore } from "../../src/stores/sqlite/index.js";
 import { createBus } from "../../src/bus.js";
 import type { StoredMessage } from "../../src/stores/store.js";
+import { TidingsError } from "../../src/errors.js";
 
 const dir = mkdtempSync(join(tmpdir(), `tidings-sqlite-${process.pid}-`));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -36,6 +37,28 @@ function epochOf(id: string): string {
 }
 
 describe("sqlite store", () => {
+  it("upgrades a file whose claims never expired: they lapse at once and are deleted", async () => {
+    const path = freshPath();
+    mkdirSync(dirname(path), { recursive: true });
+    const db = freshDb();
+    // The file as the two first migrations left it, with a claim in it.
+    const old = new Database(path);
+    old.exec("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)");
+    for (const name of ["001_init.sql", "002_instances.sql"]) {
+      old.exec(readFileSync(new URL(`../../src/stores/sqlite/sql/${name}`, import.meta.url), "utf8"));
+      old.prepare("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)").run(Number.parseInt(name, 10), name, Date.now());
+    }
+    old.prepare("INSERT INTO owners (db, key, owner) VALUES (?, ?, ?)").run(db, "client:legacy", "7");
+    old.close();
+    const store = await opened(path);
+    try {
+      assert.equal(await store.trimOwners(db, Date.now()), 1);
+      assert.equal(await store.claimOwner(db, "client:legacy", "8", { now: Date.now(), ttlMs: 60_000, maxPerOwner: 10 }), "8");
+    } finally {
+      await store.close();
+    }
+  });
+
   it("keeps its epoch across a restart", async () => {
     const path = freshPath();
     const db = freshDb();
@@ -88,6 +111,31 @@ describe("sqlite store", () => {
     } finally {
       raw.close();
     }
+  });
+
+  it("opens a file a newer tidings migrated compatibly, and refuses one with a breaking migration", async () => {
+    const path = freshPath();
+    await (await opened(path)).close();
+    const raw = new Database(path);
+    try {
+      raw.prepare("INSERT INTO schema_migrations (version, name, compatible, applied_at) VALUES (999, '999_later.sql', 1, 0)").run();
+      const older = await opened(path);
+      const db = freshDb();
+      const [m] = await older.append(db, [entry("a")]);
+      assert.equal(await older.head(db), m!.id);
+      await older.close();
+      raw.prepare("UPDATE schema_migrations SET compatible = 0 WHERE version = 999").run();
+    } finally {
+      raw.close();
+    }
+    const refused = new SqliteStore({ path });
+    await assert.rejects(refused.open(), (e: unknown) => {
+      assert.ok(e instanceof TidingsError);
+      assert.equal(e.code, "TIDINGS_ERR_STORE_SCHEMA");
+      assert.match(e.message, /migration 999, 999_later\.sql/);
+      return true;
+    });
+    await refused.close();
   });
 
   it("never reuses a sequence number after retention removed everything", async () => {

@@ -12,7 +12,9 @@ import { chromiumSkip, launchChromium } from "../helpers/browser.js";
 import type { TidingsServer } from "../../src/server.js";
 import { RateMeter } from "../../src/core/rates.js";
 import { topChannels, type AdminStats, type RateView } from "../../src/transports/http/admin-stats.js";
-import { startServer, token } from "../helpers/server.js";
+import { startServer, TEST_SECRET, token } from "../helpers/server.js";
+import { readFileSync } from "node:fs";
+import { runCli } from "../cli/cli-process.js";
 import { call, errorBody, parked, poll, publish, waitFor, type Reply } from "./longpoll-client.js";
 
 
@@ -108,6 +110,18 @@ describe("GET /admin/api/stats", () => {
     assert.equal(all.headers.get("content-type"), "application/json; charset=utf-8");
     assert.equal(all.headers.get("x-content-type-options"), "nosniff");
     assert.equal(all.headers.get("cache-control"), "no-store");
+  });
+
+  it("lets in the token made by the command the login form shows, as printed", async () => {
+    const page = readFileSync(new URL("../../web/admin.html", import.meta.url), "utf8");
+    const hint = /<span class="mono" id="token-hint">([^<]+)<\/span>/.exec(page)?.[1];
+    assert.ok(hint !== undefined, "the login form shows a command");
+    const words = [...hint.replaceAll("&#39;", "'").matchAll(/'([^']*)'|(\S+)/g)].map((m) => m[1] ?? m[2]!);
+    assert.deepEqual(words.slice(0, 2), ["tidings", "token"]);
+    const made = await runCli([...words.slice(1), "--secret", TEST_SECRET]);
+    assert.equal(made.code, 0, made.stderr);
+    const reply = await stats(server, { token: made.stdout.trim() });
+    assert.deepEqual(stable(reply).databases.map((d) => d.name), ["other", "test"]);
   });
 
   it("counts messages, listeners by channel and commands as they happen", async () => {

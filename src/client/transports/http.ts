@@ -16,15 +16,19 @@ export async function requestJson(
     body: JSON.stringify(body),
     ...(signal !== undefined ? { signal } : {}),
   });
-  const text = await res.text();
-  let json: unknown = null;
-  try {
-    json = text.length > 0 ? JSON.parse(text) : null;
-  } catch {
-    // not JSON: a proxy's page
-  }
+  const { json } = await readBody(res);
   if (!res.ok) throw remoteError(res.status, json);
   return json;
+}
+
+/** An answer's text and its JSON (null when empty or not JSON: a proxy's error page). */
+export async function readBody(res: Response): Promise<{ text: string; json: unknown }> {
+  const text = await res.text();
+  try {
+    return { text, json: text.length > 0 ? (JSON.parse(text) as unknown) : null };
+  } catch {
+    return { text, json: null };
+  }
 }
 
 export function remoteError(status: number, json: unknown): RemoteError {

@@ -1,5 +1,5 @@
 import type { TokenKeeper } from "../token-keeper.js";
-import type { WebSocketConstructor } from "../websocket.js";
+import type { WebSocketConstructor } from "../websocket-like.js";
 
 export type TransportName = "websocket" | "sse" | "longpoll";
 

@@ -1,6 +1,6 @@
 import { PUSH_TYPE } from "../../protocol/rohrpost.js";
 import { RemoteError } from "../types.js";
-import type { WebSocketLike } from "../websocket.js";
+import type { WebSocketLike } from "../websocket-like.js";
 import {
   AUTH_CODES,
   Watchdog,

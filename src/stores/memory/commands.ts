@@ -6,22 +6,28 @@ import type {
   NewCommand,
 } from "../store.js";
 import { FINAL_COMMAND_STATES } from "../store.js";
+import type { EngineCommands } from "../engine-base.js";
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 
-/** One database's commands in a map; the reference semantics for every engine. */
-export class MemoryCommands {
+/** Every database's commands in one map; the reference semantics for every engine. */
+export class MemoryCommands implements EngineCommands {
   private readonly byId = new Map<string, Mutable<CommandRecord>>();
   private readonly byIdempotency = new Map<string, string>();
 
-  create(c: NewCommand): { command: CommandRecord; created: boolean } {
+  /** The commands of one database, in creation order. */
+  private *of(db: string): Iterable<Mutable<CommandRecord>> {
+    for (const r of this.byId.values()) if (r.db === db) yield r;
+  }
+
+  create(db: string, c: NewCommand): { command: CommandRecord; created: boolean } {
     if (c.idempotencyKey !== null) {
-      const existing = this.findByKey(c.address, c.idempotencyKey);
+      const existing = this.findByKey(db, c.address, c.idempotencyKey);
       if (existing !== null) return { command: existing, created: false };
     }
     const record: Mutable<CommandRecord> = {
       id: c.id,
-      db: "",
+      db,
       address: c.address,
       method: c.method,
       args: c.args,
@@ -38,25 +44,25 @@ export class MemoryCommands {
       startedAt: null,
       finishedAt: null,
     };
-    this.byId.set(c.id, record);
-    if (c.idempotencyKey !== null) this.byIdempotency.set(idempotencyField(c.address, c.idempotencyKey), c.id);
+    this.byId.set(dbKey(db, c.id), record);
+    if (c.idempotencyKey !== null) this.byIdempotency.set(idempotencyField(db, c.address, c.idempotencyKey), c.id);
     return { command: { ...record }, created: true };
   }
 
-  get(id: string): CommandRecord | null {
-    const r = this.byId.get(id);
+  get(db: string, id: string): CommandRecord | null {
+    const r = this.byId.get(dbKey(db, id));
     return r ? { ...r } : null;
   }
 
-  findByKey(address: string, idempotencyKey: string): CommandRecord | null {
-    const id = this.byIdempotency.get(idempotencyField(address, idempotencyKey));
-    return id === undefined ? null : this.get(id);
+  findByKey(db: string, address: string, idempotencyKey: string): CommandRecord | null {
+    const id = this.byIdempotency.get(idempotencyField(db, address, idempotencyKey));
+    return id === undefined ? null : this.get(db, id);
   }
 
-  list(f: CommandFilter): CommandRecord[] {
+  list(db: string, f: CommandFilter): CommandRecord[] {
     const states = f.states ? new Set(f.states) : null;
     const out: CommandRecord[] = [];
-    for (const r of this.byId.values()) {
+    for (const r of this.of(db)) {
       if (f.address !== undefined && r.address !== f.address) continue;
       if (states !== null && !states.has(r.state)) continue;
       if (f.since !== undefined && r.createdAt < f.since) continue;
@@ -69,16 +75,16 @@ export class MemoryCommands {
     return out.slice(0, f.limit);
   }
 
-  countOpen(address: string): number {
+  countOpen(db: string, address: string): number {
     let n = 0;
-    for (const r of this.byId.values()) if (r.address === address && !FINAL_COMMAND_STATES.has(r.state)) n++;
+    for (const r of this.of(db)) if (r.address === address && !FINAL_COMMAND_STATES.has(r.state)) n++;
     return n;
   }
 
-  claim(address: string, claimer: string, limit: number, now: number, leaseMs: number): CommandRecord[] {
+  claim(db: string, address: string, claimer: string, limit: number, now: number, leaseMs: number): CommandRecord[] {
     const out: CommandRecord[] = [];
     // Oldest first by createdAt (as listCommands orders); the stable sort keeps insertion order for ties.
-    const byAge = [...this.byId.values()].sort((a, b) => a.createdAt - b.createdAt);
+    const byAge = [...this.of(db)].sort((a, b) => a.createdAt - b.createdAt);
     for (const r of byAge) {
       if (out.length >= limit) break;
       if (r.address !== address) continue;
@@ -96,17 +102,17 @@ export class MemoryCommands {
     return out;
   }
 
-  start(id: string, claimer: string, now: number): CommandRecord | null {
-    const r = this.byId.get(id);
+  start(db: string, id: string, claimer: string, now: number): CommandRecord | null {
+    const r = this.byId.get(dbKey(db, id));
     if (!r || r.claimedBy !== claimer || (r.state !== "delivered" && r.state !== "running")) return null;
     r.state = "running";
     if (r.startedAt === null) r.startedAt = now;
     return { ...r };
   }
 
-  renew(claimer: string, now: number, leaseMs: number): number {
+  renew(db: string, claimer: string, now: number, leaseMs: number): number {
     let n = 0;
-    for (const r of this.byId.values()) {
+    for (const r of this.of(db)) {
       if (r.claimedBy === claimer && !FINAL_COMMAND_STATES.has(r.state)) {
         r.leaseUntil = now + leaseMs;
         n++;
@@ -115,9 +121,9 @@ export class MemoryCommands {
     return n;
   }
 
-  release(claimer: string): number {
+  release(db: string, claimer: string): number {
     let n = 0;
-    for (const r of this.byId.values()) {
+    for (const r of this.of(db)) {
       if (r.claimedBy === claimer && !FINAL_COMMAND_STATES.has(r.state)) {
         r.state = "pending";
         r.claimedBy = null;
@@ -128,8 +134,8 @@ export class MemoryCommands {
     return n;
   }
 
-  finish(id: string, outcome: CommandOutcome, claimer: string | null, now: number): FinishResult {
-    const r = this.byId.get(id);
+  finish(db: string, id: string, outcome: CommandOutcome, claimer: string | null, now: number): FinishResult {
+    const r = this.byId.get(dbKey(db, id));
     if (!r) return { command: null, changed: false };
     if (FINAL_COMMAND_STATES.has(r.state)) return { command: { ...r }, changed: false };
     if (claimer !== null && r.claimedBy !== claimer) return { command: { ...r }, changed: false };
@@ -142,9 +148,9 @@ export class MemoryCommands {
     return { command: { ...r }, changed: true };
   }
 
-  expire(now: number): CommandRecord[] {
+  expire(db: string, now: number): CommandRecord[] {
     const out: CommandRecord[] = [];
-    for (const r of this.byId.values()) {
+    for (const r of this.of(db)) {
       if (r.deadline !== null && r.deadline <= now && !FINAL_COMMAND_STATES.has(r.state)) {
         r.state = "expired";
         r.finishedAt = now;
@@ -157,7 +163,11 @@ export class MemoryCommands {
   }
 }
 
-/** One entry per address and key: the same key may be used at another address. */
-function idempotencyField(address: string, idempotencyKey: string): string {
-  return `${address}\u0000${idempotencyKey}`;
+/** One entry per database, address and key: the same key may be used at another address. */
+function idempotencyField(db: string, address: string, idempotencyKey: string): string {
+  return `${db}\u0000${address}\u0000${idempotencyKey}`;
+}
+
+function dbKey(db: string, id: string): string {
+  return `${db}\u0000${id}`;
 }

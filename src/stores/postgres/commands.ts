@@ -145,12 +145,4 @@ export class PostgresCommands {
       RETURNING *`;
     return inOrder(rows);
   }
-
-  /** First writer wins: the insert is ignored when an owner is recorded (or being recorded). */
-  async claimOwner(db: string, key: string, owner: string): Promise<string> {
-    await this.sql`
-      INSERT INTO ${this.t}.owners (db, key, owner) VALUES (${db}, ${key}, ${owner}) ON CONFLICT (db, key) DO NOTHING`;
-    const [row] = await this.sql<{ owner: string }[]>`SELECT owner FROM ${this.t}.owners WHERE db = ${db} AND key = ${key}`;
-    return row!.owner;
-  }
 }

@@ -1,24 +1,16 @@
 import { TidingsError } from "../../errors.js";
 import postgres from "postgres";
-import type {
-  AppendEntry,
-  CommandFilter,
-  CommandOutcome,
-  CommandRecord,
-  FinishResult,
-  NewCommand,
-  ReadQuery,
-  ReadResult,
-  RetentionPolicy,
-  Store,
-  StoredMessage,
-} from "../store.js";
-import { migrate, notifyChannel, SCHEMA_PATTERN } from "./migrate.js";
+import type { AppendEntry, ClaimPolicy, ReadQuery, ReadResult, RetentionPolicy, Store, StoredMessage } from "../store.js";
+import type { HorizonProbe, SqlHandle, TransactionalStore } from "../capabilities.js";
+import { EngineStore } from "../engine-base.js";
+import type { AppliedMigration } from "../migrations.js";
+import { Coalescer, HeadPoll } from "../wakeups.js";
+import { checkSchemaName, migrate, notifyChannel } from "./migrate.js";
 import { PostgresLog } from "./log.js";
-import type { SqlHandle } from "../transactional.js";
 import { PostgresCommands } from "./commands.js";
+import { PostgresOwners } from "./owners.js";
 
-export type { SqlHandle } from "../transactional.js";
+export type { SqlHandle } from "../capabilities.js";
 
 export interface PostgresStoreOptions {
   /** postgres://user:pass@host:port/database; query parameters go to postgres.js and the server. */
@@ -42,8 +34,9 @@ interface Opened {
   readonly sql: postgres.Sql;
   readonly log: PostgresLog;
   readonly commands: PostgresCommands;
+  readonly owners: PostgresOwners;
   readonly unlisten: () => Promise<void>;
-  readonly poll: NodeJS.Timeout;
+  readonly poll: HeadPoll;
 }
 
 /**
@@ -56,30 +49,23 @@ interface Opened {
  * Operators: a write transaction left open anywhere in the cluster holds every reader
  * back; watch `horizonLag()` and set `idle_in_transaction_session_timeout`.
  */
-export class PostgresStore implements Store {
+export class PostgresStore extends EngineStore implements Store, TransactionalStore, HorizonProbe {
   readonly engine = "postgres";
-  readonly capabilities = { transactional: true, shared: true } as const;
+  readonly capabilities = { transactional: true, shared: true, horizonLag: true } as const;
   readonly schema: string;
+  private newer: readonly AppliedMigration[] = [];
   private readonly pollIntervalMs: number;
   private opened: Opened | null = null;
-  private readonly listeners = new Set<(db: string) => void>();
-  /** Databases this instance has touched: woken after a reconnect and polled. */
-  private readonly known = new Set<string>();
-  private readonly notifying = new Set<string>();
-  private readonly notifyAgain = new Set<string>();
-  /** Last head seen by the safety-net poll. */
-  private readonly polledHeads = new Map<string, string | null>();
+  private readonly notifier = new Coalescer((err) => this.report(err));
   /** Databases with rows held above the horizon, and their readable head when noticed. */
   private readonly held = new Map<string, string | null>();
   private heldTimer: NodeJS.Timeout | null = null;
-  private polling = false;
 
   constructor(private readonly options: PostgresStoreOptions) {
+    super((err) => options.onError?.(err));
     this.schema = options.schema ?? "tidings";
     this.pollIntervalMs = options.pollIntervalMs ?? 1000;
-    if (!SCHEMA_PATTERN.test(this.schema)) {
-      throw new Error(`Invalid PostgreSQL schema name ${JSON.stringify(this.schema)}: use [a-z_][a-z0-9_]*, at most 48 characters`);
-    }
+    checkSchemaName(this.schema);
   }
 
   async open(): Promise<void> {
@@ -90,30 +76,43 @@ export class PostgresStore implements Store {
       ...poolSize(this.options.url),
     });
     try {
-      const epoch = await migrate(sql, this.schema);
+      const { epoch, newer } = await migrate(sql, this.schema);
+      this.newer = newer;
       // postgres.js re-LISTENs after a reconnect and calls onlisten again: notifications
       // sent meanwhile are lost, so every known database is woken to re-read.
       const { unlisten } = await sql.listen(
         notifyChannel(this.schema),
-        (db) => this.wake(db),
-        () => this.known.forEach((db) => this.fire(db)),
+        (db) => {
+          this.wakeups.touch(db);
+          this.wakeups.fire(db);
+        },
+        () => this.wakeups.fireKnown(),
       );
-      const poll = setInterval(() => void this.pollHeads(), this.pollIntervalMs).unref();
-      this.opened = { sql, log: new PostgresLog(sql, this.schema, epoch), commands: new PostgresCommands(sql, this.schema), unlisten, poll };
+      const log = new PostgresLog(sql, this.schema, epoch);
+      const heads = async (dbs: string[]) => [...(await log.heads(dbs))].map(([db, s]) => [db, s.head] as const);
+      const poll = new HeadPoll(this.pollIntervalMs, this.wakeups, heads, (err) => this.report(err));
+      this.opened = {
+        sql,
+        log,
+        commands: new PostgresCommands(sql, this.schema),
+        owners: new PostgresOwners(sql, this.schema),
+        unlisten,
+        poll,
+      };
+      poll.start();
     } catch (err) {
       await sql.end({ timeout: 5 });
       throw err;
     }
   }
 
-  async close(): Promise<void> {
-    this.listeners.clear();
+  protected async doClose(): Promise<void> {
     const opened = this.opened;
     this.opened = null;
     if (this.heldTimer) clearTimeout(this.heldTimer);
     this.heldTimer = null;
     if (!opened) return;
-    clearInterval(opened.poll);
+    opened.poll.stop();
     // Unlisten first so that postgres.js does not try to re-LISTEN as its connection closes.
     await opened.unlisten().catch(() => {});
     // The timeout matters: in postgres.js 3.4.9 a connection whose backend died under a
@@ -121,18 +120,20 @@ export class PostgresStore implements Store {
     await opened.sql.end({ timeout: 5 });
   }
 
+  /** Migrations a newer tidings applied to the schema, tolerated because declared compatible (a rolling upgrade). */
+  get newerMigrations(): readonly AppliedMigration[] {
+    return this.newer;
+  }
+
   private get o(): Opened {
-    if (!this.opened) throw new Error("PostgresStore is not open: call open() first");
+    if (!this.opened) throw new TidingsError("TIDINGS_ERR_INTERNAL", "PostgresStore is not open: call open() first");
     return this.opened;
   }
 
   // ---- the log ---------------------------------------------------------------------------
 
-  async append(db: string, entries: readonly AppendEntry[]): Promise<StoredMessage[]> {
-    this.known.add(db);
-    const stored = await this.o.log.append(this.o.sql, db, entries, false);
-    this.notifyCommitted(db);
-    return stored;
+  protected doAppend(db: string, entries: readonly AppendEntry[]): Promise<StoredMessage[]> {
+    return this.o.log.append(this.o.sql, db, entries, false);
   }
 
   /**
@@ -140,24 +141,9 @@ export class PostgresStore implements Store {
    * flight per database, and one more for whatever committed meanwhile. A crash between
    * commit and NOTIFY is covered by the other instances' safety-net poll.
    */
-  private notifyCommitted(db: string): void {
-    if (this.notifying.has(db)) {
-      this.notifyAgain.add(db);
-      return;
-    }
-    this.notifying.add(db);
-    void (async () => {
-      try {
-        do {
-          this.notifyAgain.delete(db);
-          await this.o.sql`SELECT pg_notify(${notifyChannel(this.schema)}, ${db})`;
-        } while (this.notifyAgain.has(db) && this.opened);
-      } catch (err) {
-        this.report(err);
-      } finally {
-        this.notifying.delete(db);
-      }
-    })();
+  protected override appended(db: string): void {
+    const { sql } = this.o;
+    this.notifier.run(db, () => sql`SELECT pg_notify(${notifyChannel(this.schema)}, ${db})`, () => this.opened !== null);
   }
 
   /**
@@ -169,24 +155,26 @@ export class PostgresStore implements Store {
    * reach the database this store was opened on.
    */
   async appendInTransaction(sql: SqlHandle, db: string, entries: readonly AppendEntry[]): Promise<StoredMessage[]> {
-    this.known.add(db);
+    this.wakeups.touch(db);
     return this.o.log.append(sql, db, entries);
   }
 
-  async read(db: string, query: ReadQuery): Promise<ReadResult> {
-    this.known.add(db);
+  protected async doRead(db: string, query: ReadQuery): Promise<ReadResult> {
     const { messages, gap, pending, head } = await this.o.log.read(db, query);
     if (pending) this.hold(db, head);
     return { messages, gap };
   }
 
-  async head(db: string): Promise<string | null> {
-    this.known.add(db);
+  protected doHead(db: string): Promise<string | null> {
     return this.o.log.head(db);
   }
 
-  async trim(db: string, policy: RetentionPolicy, now: number): Promise<number> {
+  protected doTrim(db: string, policy: RetentionPolicy, now: number): Promise<number> {
     return this.o.log.trim(db, policy, now);
+  }
+
+  protected commandTable(): PostgresCommands {
+    return this.o.commands;
   }
 
   /**
@@ -198,48 +186,11 @@ export class PostgresStore implements Store {
     return this.o.log.horizonLag();
   }
 
-  // ---- wake-ups --------------------------------------------------------------------------
-
-  onAppend(listener: (db: string) => void): () => void {
-    this.listeners.add(listener);
-    return () => this.listeners.delete(listener);
-  }
-
-  private wake(db: string): void {
-    this.known.add(db);
-    this.fire(db);
-  }
-
-  private fire(db: string): void {
-    for (const l of this.listeners) {
-      try {
-        l(db);
-      } catch (err) {
-        this.report(err);
-      }
-    }
-  }
+  // ---- rows held above the horizon -------------------------------------------------------
 
   /** Background work racing close() fails on the ended pool: not worth reporting. */
   private report(err: unknown): void {
     if (this.opened) this.options.onError?.(err);
-  }
-
-  /** Safety net: wakes databases whose head moved, in case a NOTIFY was missed. */
-  private async pollHeads(): Promise<void> {
-    if (this.polling || !this.opened || this.known.size === 0) return;
-    this.polling = true;
-    try {
-      for (const [db, { head }] of await this.opened.log.heads([...this.known])) {
-        if (this.polledHeads.has(db) && this.polledHeads.get(db) === head) continue;
-        this.polledHeads.set(db, head);
-        this.fire(db);
-      }
-    } catch (err) {
-      this.report(err);
-    } finally {
-      this.polling = false;
-    }
   }
 
   /**
@@ -261,7 +212,7 @@ export class PostgresStore implements Store {
       for (const [db, { head, pending }] of await this.opened.log.heads([...this.held.keys()])) {
         if (head !== this.held.get(db)) {
           this.held.set(db, head);
-          this.fire(db);
+          this.wakeups.fire(db);
         }
         if (!pending) this.held.delete(db);
       }
@@ -273,56 +224,13 @@ export class PostgresStore implements Store {
     }
   }
 
-  // ---- ownership and commands ------------------------------------------------------------
+  // ---- ownership -------------------------------------------------------------------------
 
-  async claimOwner(db: string, key: string, owner: string): Promise<string> {
-    return this.o.commands.claimOwner(db, key, owner);
+  async claimOwner(db: string, key: string, owner: string, policy: ClaimPolicy): Promise<string> {
+    return this.o.owners.claim(db, key, owner, policy);
   }
-  async createCommand(db: string, c: NewCommand): Promise<{ command: CommandRecord; created: boolean }> {
-    return this.o.commands.create(db, c);
-  }
-  async getCommand(db: string, id: string): Promise<CommandRecord | null> {
-    return this.o.commands.get(db, id);
-  }
-  async findCommandByKey(db: string, address: string, idempotencyKey: string): Promise<CommandRecord | null> {
-    return this.o.commands.findByKey(db, address, idempotencyKey);
-  }
-  async listCommands(db: string, filter: CommandFilter): Promise<CommandRecord[]> {
-    return this.o.commands.list(db, filter);
-  }
-  async countOpenCommands(db: string, address: string): Promise<number> {
-    return this.o.commands.countOpen(db, address);
-  }
-  async claimCommands(
-    db: string,
-    address: string,
-    claimer: string,
-    limit: number,
-    now: number,
-    leaseMs: number,
-  ): Promise<CommandRecord[]> {
-    return this.o.commands.claim(db, address, claimer, limit, now, leaseMs);
-  }
-  async startCommand(db: string, id: string, claimer: string, now: number): Promise<CommandRecord | null> {
-    return this.o.commands.start(db, id, claimer, now);
-  }
-  async renewClaims(db: string, claimer: string, now: number, leaseMs: number): Promise<number> {
-    return this.o.commands.renew(db, claimer, now, leaseMs);
-  }
-  async releaseClaims(db: string, claimer: string): Promise<number> {
-    return this.o.commands.release(db, claimer);
-  }
-  async finishCommand(
-    db: string,
-    id: string,
-    outcome: CommandOutcome,
-    claimer: string | null,
-    now: number,
-  ): Promise<FinishResult> {
-    return this.o.commands.finish(db, id, outcome, claimer, now);
-  }
-  async expireCommands(db: string, now: number): Promise<CommandRecord[]> {
-    return this.o.commands.expire(db, now);
+  async trimOwners(db: string, now: number): Promise<number> {
+    return this.o.owners.trim(db, now);
   }
 }
 

@@ -2,7 +2,7 @@ import type postgres from "postgres";
 import { retryReads } from "./retry-reads.js";
 import type { AppendEntry, ReadQuery, ReadResult, RetentionPolicy, StoredMessage } from "../store.js";
 import { formatId, parseId, withMessageId } from "../message-id.js";
-import type { SqlHandle } from "../transactional.js";
+import type { SqlHandle } from "../capabilities.js";
 
 /**
  * A log position: the writing transaction's id (xid8) and a sequence value, both as

@@ -1,7 +1,7 @@
-import { readdirSync, readFileSync } from "node:fs";
-import { fileURLToPath } from "node:url";
 import type postgres from "postgres";
+import { TidingsError } from "../../errors.js";
 import { newEpoch } from "../message-id.js";
+import { planMigrations, readMigrations, type AppliedMigration } from "../migrations.js";
 
 const SQL_DIR = new URL("./sql/", import.meta.url);
 
@@ -13,22 +13,14 @@ export function notifyChannel(schema: string): string {
   return `${schema}_append`;
 }
 
-interface Migration {
-  readonly version: number;
-  readonly name: string;
-}
-
-function migrations(): Migration[] {
-  const files = readdirSync(SQL_DIR)
-    .filter((f) => /^\d+_[\w.-]+\.sql$/.test(f))
-    .map((name) => ({ name, version: Number.parseInt(name, 10) }))
-    .sort((a, b) => a.version - b.version);
-  for (let i = 1; i < files.length; i++) {
-    if (files[i - 1]!.version === files[i]!.version) {
-      throw new Error(`two migrations numbered ${files[i]!.version} in ${fileURLToPath(SQL_DIR)}`);
-    }
+/** A schema name is checked before it goes into SQL text: a bad one is a configuration error. */
+export function checkSchemaName(schema: string): void {
+  if (!SCHEMA_PATTERN.test(schema)) {
+    throw new TidingsError(
+      "TIDINGS_ERR_CONFIG",
+      `Invalid PostgreSQL schema name ${JSON.stringify(schema)}: use [a-z_][a-z0-9_]*, at most 48 characters.`,
+    );
   }
-  return files;
 }
 
 /** Migration files name the schema and the channel by placeholder, so one set of files serves every schema. */
@@ -38,16 +30,20 @@ function render(text: string, schema: string): string {
     .replaceAll(":TIDINGS_NOTIFY_CHANNEL", `'${notifyChannel(schema)}'`);
 }
 
+export interface Migrated {
+  readonly epoch: string;
+  /** Migrations a newer tidings applied, all declared compatible (a rolling upgrade). */
+  readonly newer: readonly AppliedMigration[];
+}
+
 /**
- * Creates or upgrades `schema` and returns its epoch. Everything happens in one transaction
- * behind an advisory lock, so instances starting together apply each migration once and
- * wait for each other instead of racing on CREATE.
+ * Creates or upgrades `schema` and returns its epoch. The whole run is one transaction
+ * behind an advisory lock taken first, so instances starting together apply each
+ * migration once and wait for each other instead of racing on CREATE.
  */
-export async function migrate(sql: postgres.Sql, schema: string): Promise<string> {
-  if (!SCHEMA_PATTERN.test(schema)) {
-    throw new Error(`Invalid PostgreSQL schema name ${JSON.stringify(schema)}: use [a-z_][a-z0-9_]*, at most 48 characters`);
-  }
-  const files = migrations();
+export async function migrate(sql: postgres.Sql, schema: string): Promise<Migrated> {
+  checkSchemaName(schema);
+  const known = readMigrations(SQL_DIR);
   const s = sql(schema);
   return sql.begin(async (tx) => {
     await tx`SELECT pg_advisory_xact_lock(hashtextextended(${`tidings.migrate:${schema}`}, 0))`;
@@ -57,21 +53,18 @@ export async function migrate(sql: postgres.Sql, schema: string): Promise<string
       name       text NOT NULL,
       applied_at timestamptz NOT NULL DEFAULT now()
     )`;
-    const applied = new Set((await tx<{ version: number }[]>`SELECT version FROM ${s}.schema_migrations`).map((r) => r.version));
-    const newest = files.at(-1)?.version ?? 0;
-    const ahead = [...applied].filter((v) => v > newest);
-    if (ahead.length > 0) {
-      throw new Error(`Schema "${schema}" has migration ${Math.max(...ahead)}, newer than this tidings (${newest}): upgrade tidings`);
-    }
-    for (const f of files) {
-      if (applied.has(f.version)) continue;
+    // Whether older versions may run against it; NULL for rows written before the column.
+    await tx`ALTER TABLE ${s}.schema_migrations ADD COLUMN IF NOT EXISTS compatible boolean`;
+    const applied = await tx<AppliedMigration[]>`SELECT version, name, compatible FROM ${s}.schema_migrations`;
+    const plan = planMigrations(known, applied, `The PostgreSQL schema "${schema}"`);
+    for (const m of plan.toApply) {
       // Simple protocol: a migration file holds several statements.
-      await tx.unsafe(render(readFileSync(new URL(f.name, SQL_DIR), "utf8"), schema));
-      await tx`INSERT INTO ${s}.schema_migrations (version, name) VALUES (${f.version}, ${f.name})`;
+      await tx.unsafe(render(m.text, schema));
+      await tx`INSERT INTO ${s}.schema_migrations (version, name, compatible) VALUES (${m.version}, ${m.name}, ${m.compatible})`;
     }
     // Created with the schema and kept for its lifetime: a recreated schema gets a new epoch.
     await tx`INSERT INTO ${s}.meta (key, value) VALUES ('epoch', ${newEpoch()}) ON CONFLICT (key) DO NOTHING`;
     const [row] = await tx<{ value: string }[]>`SELECT value FROM ${s}.meta WHERE key = 'epoch'`;
-    return row!.value;
+    return { epoch: row!.value, newer: plan.newer };
   });
 }

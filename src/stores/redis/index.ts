@@ -1,19 +1,9 @@
 import { randomBytes } from "node:crypto";
 import { readdirSync, readFileSync } from "node:fs";
 import { Redis, type RedisOptions } from "ioredis";
-import type {
-  AppendEntry,
-  CommandFilter,
-  CommandOutcome,
-  CommandRecord,
-  FinishResult,
-  NewCommand,
-  ReadQuery,
-  ReadResult,
-  RetentionPolicy,
-  Store,
-  StoredMessage,
-} from "../store.js";
+import { TidingsError } from "../../errors.js";
+import type { AppendEntry, ClaimPolicy, ReadQuery, ReadResult, RetentionPolicy, Store, StoredMessage } from "../store.js";
+import { EngineStore } from "../engine-base.js";
 import { newEpoch } from "../message-id.js";
 import type { Conn } from "./conn.js";
 import { RedisLog } from "./log.js";
@@ -56,7 +46,7 @@ const BLOCK_MS = 5000;
  * and a second connection blocks in XREAD on all known streams to wake the core.
  * Shared by any number of server instances on the same prefix.
  */
-export class RedisStore implements Store {
+export class RedisStore extends EngineStore implements Store {
   readonly engine = "redis";
   readonly capabilities = { transactional: false, shared: true } as const;
 
@@ -68,18 +58,19 @@ export class RedisStore implements Store {
   private readonly log: RedisLog;
   private readonly commands: RedisCommands;
   private readonly conn: Conn;
-  private readonly listeners = new Set<(db: string) => void>();
   /** Commands written to `main` and not yet answered; see `track`. */
   private readonly inFlight = new Set<(err: Error) => void>();
   /** Database -> newest stream id the watcher has seen. */
   private readonly watched = new Map<string, string>();
   /** Newest id seen in the `dbs` stream (one entry per database, written when its log is created). */
   private dbsSeen = "0-0";
-  private epochValue: Promise<string> = Promise.reject(new Error("RedisStore used before open()"));
+  private epochValue: Promise<string> = Promise.reject(new TidingsError("TIDINGS_ERR_INTERNAL", "RedisStore used before open()"));
   private watching: Promise<void> | null = null;
   private closing: Promise<void> | null = null;
 
   constructor(options: RedisStoreOptions) {
+    super();
+    checkDatabaseNumber(options.url);
     this.prefix = options.prefix ?? "tidings:";
     this.epochValue.catch(() => {});
     // Connection names let operators (and the tests) find them in CLIENT LIST.
@@ -103,7 +94,9 @@ export class RedisStore implements Store {
       key: (db, k) => (db === null ? `${this.prefix}${k}` : `${this.prefix}{${db}}:${k}`),
       script: (script, keys, args) => {
         const file = scripts.get(script);
-        if (!file || file.keys !== keys.length) throw new Error(`no script ${script} taking ${keys.length} keys`);
+        if (!file || file.keys !== keys.length) {
+          throw new TidingsError("TIDINGS_ERR_INTERNAL", `No Redis script ${script} taking ${keys.length} keys.`);
+        }
         const run = Reflect.get(this.main, scriptCommand(script)) as (...a: (string | number)[]) => Promise<unknown>;
         return this.track(() => run.call(this.main, ...keys, ...args));
       },
@@ -130,9 +123,8 @@ export class RedisStore implements Store {
     this.watching = this.watch();
   }
 
-  async close(): Promise<void> {
+  protected async doClose(): Promise<void> {
     this.closing ??= (async () => {
-      this.listeners.clear();
       this.watcher.disconnect(); // its pending XREAD fails and the loop ends
       await this.watching;
       if (this.main.status === "ready") await this.main.quit().catch(() => this.main.disconnect());
@@ -162,7 +154,8 @@ export class RedisStore implements Store {
   }
 
   private abortInFlight(): void {
-    const err = new Error("Redis connection lost while a command was in flight; its outcome is unknown");
+    // 500, not 503: the write may have been applied, so it must not be retried blindly.
+    const err = new TidingsError("TIDINGS_ERR_INTERNAL", "The Redis connection was lost while a command was in flight; its outcome is unknown.");
     for (const reject of this.inFlight) reject(err);
     this.inFlight.clear();
   }
@@ -235,90 +228,53 @@ export class RedisStore implements Store {
   }
 
   private fire(dbs: Iterable<string>): void {
-    for (const db of dbs) {
-      for (const listener of this.listeners) {
-        try {
-          listener(db);
-        } catch {
-          // One listener's failure must not stop the others' wake-ups.
-        }
-      }
-    }
-  }
-
-  onAppend(listener: (db: string) => void): () => void {
-    this.listeners.add(listener);
-    return () => this.listeners.delete(listener);
+    for (const db of dbs) this.wakeups.fire(db);
   }
 
   // ---- the log ------------------------------------------------------------------------------
 
-  append(db: string, entries: readonly AppendEntry[]): Promise<StoredMessage[]> {
+  protected doAppend(db: string, entries: readonly AppendEntry[]): Promise<StoredMessage[]> {
     return this.log.append(db, entries);
   }
-  read(db: string, query: ReadQuery): Promise<ReadResult> {
+  /** The watcher's XREAD sees this instance's appends like any other's. */
+  protected override appended(): void {}
+  protected doRead(db: string, query: ReadQuery): Promise<ReadResult> {
     return this.log.read(db, query);
   }
-  head(db: string): Promise<string | null> {
+  protected doHead(db: string): Promise<string | null> {
     return this.log.head(db);
   }
-  trim(db: string, policy: RetentionPolicy, now: number): Promise<number> {
+  protected doTrim(db: string, policy: RetentionPolicy, now: number): Promise<number> {
     return this.log.trim(db, policy, now);
+  }
+  protected commandTable(): RedisCommands {
+    return this.commands;
   }
 
   // ---- ownership ----------------------------------------------------------------------------
 
-  async claimOwner(db: string, key: string, owner: string): Promise<string> {
-    return (await this.conn.script("claim-owner", [this.conn.key(db, "owners")], [key, owner])) as string;
-  }
+  // Per database: `owners` (key -> owner), `owner-expiry` (keys by expiry) and one
+  // `owned:<owner>` set per owner (its keys by expiry), all in the database's hash slot.
 
-  // ---- commands -----------------------------------------------------------------------------
+  async claimOwner(db: string, key: string, owner: string, { now, ttlMs, maxPerOwner }: ClaimPolicy): Promise<string> {
+    const owned = this.conn.key(db, "owned:");
+    const keys = [this.conn.key(db, "owners"), this.conn.key(db, "owner-expiry"), `${owned}${owner}`];
+    return (await this.conn.script("claim-owner", keys, [key, owner, now, ttlMs, maxPerOwner, owned])) as string;
+  }
+  async trimOwners(db: string, now: number): Promise<number> {
+    const keys = [this.conn.key(db, "owners"), this.conn.key(db, "owner-expiry")];
+    return (await this.conn.script("trim-owners", keys, [now, this.conn.key(db, "owned:")])) as number;
+  }
+}
 
-  createCommand(db: string, command: NewCommand): Promise<{ command: CommandRecord; created: boolean }> {
-    return this.commands.create(db, command);
-  }
-  getCommand(db: string, id: string): Promise<CommandRecord | null> {
-    return this.commands.get(db, id);
-  }
-  findCommandByKey(db: string, address: string, idempotencyKey: string): Promise<CommandRecord | null> {
-    return this.commands.findByKey(db, address, idempotencyKey);
-  }
-  listCommands(db: string, filter: CommandFilter): Promise<CommandRecord[]> {
-    return this.commands.list(db, filter);
-  }
-  countOpenCommands(db: string, address: string): Promise<number> {
-    return this.commands.countOpen(db, address);
-  }
-  claimCommands(
-    db: string,
-    address: string,
-    claimer: string,
-    limit: number,
-    now: number,
-    leaseMs: number,
-  ): Promise<CommandRecord[]> {
-    return this.commands.claim(db, address, claimer, limit, now, leaseMs);
-  }
-  startCommand(db: string, id: string, claimer: string, now: number): Promise<CommandRecord | null> {
-    return this.commands.start(db, id, claimer, now);
-  }
-  renewClaims(db: string, claimer: string, now: number, leaseMs: number): Promise<number> {
-    return this.commands.renew(db, claimer, now, leaseMs);
-  }
-  releaseClaims(db: string, claimer: string): Promise<number> {
-    return this.commands.release(db, claimer);
-  }
-  finishCommand(
-    db: string,
-    id: string,
-    outcome: CommandOutcome,
-    claimer: string | null,
-    now: number,
-  ): Promise<FinishResult> {
-    return this.commands.finish(db, id, outcome, claimer, now);
-  }
-  expireCommands(db: string, now: number): Promise<CommandRecord[]> {
-    return this.commands.expire(db, now);
+/**
+ * The URL's path names a Redis database by number (`/0`); ioredis would send anything else
+ * as `SELECT NaN` and fail outside any caller, so a bad one is refused here with a sentence.
+ */
+function checkDatabaseNumber(url: string): void {
+  const path = new URL(url).pathname;
+  if (!/^\/?\d*$/.test(path)) {
+    throw new TidingsError("TIDINGS_ERR_CONFIG", `Invalid Redis URL: the path ${JSON.stringify(path)} must be a database number such as /0.`);
   }
 }
 

@@ -1,26 +1,17 @@
-import { mkdirSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync, mkdirSync } from "node:fs";
 import { dirname, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
 import Database from "better-sqlite3";
-import type {
-  AppendEntry,
-  AppendResult,
-  CommandFilter,
-  CommandOutcome,
-  CommandRecord,
-  FinishResult,
-  NewCommand,
-  ReadQuery,
-  ReadResult,
-  RetentionPolicy,
-  Store,
-} from "../store.js";
+import type { AppendEntry, AppendResult, ClaimPolicy, ReadQuery, ReadResult, RetentionPolicy, Store } from "../store.js";
+import { EngineStore } from "../engine-base.js";
+import type { ProcessPresence } from "../capabilities.js";
+import { planMigrations, readMigrations } from "../migrations.js";
 import { newEpoch } from "../message-id.js";
 import { TidingsError } from "../../errors.js";
 import { SqliteLog } from "./log.js";
 import { SqliteCommands } from "./commands.js";
 import { CommitWatcher, DEFAULT_WATCH_INTERVAL_MS } from "./commit-watcher.js";
 import { Instances } from "./instances.js";
+import { SqliteOwners } from "./owners.js";
 
 export interface SqliteStoreOptions {
   /** Database file; its directory is created if missing. ":memory:" keeps everything in memory. */
@@ -36,7 +27,7 @@ interface Opened {
   readonly sql: Database.Database;
   readonly log: SqliteLog;
   readonly commands: SqliteCommands;
-  readonly claimOwner: (db: string, key: string, owner: string) => string;
+  readonly owners: SqliteOwners;
   readonly watcher: CommitWatcher | null;
   readonly instances: Instances | null;
 }
@@ -48,41 +39,36 @@ const SQL_DIR = new URL("./sql/", import.meta.url);
  * file (a second server, an application's `createBus`): their appends are noticed within
  * about `watchIntervalMs` and reported through `onAppend`.
  */
-export class SqliteStore implements Store {
+export class SqliteStore extends EngineStore implements Store, ProcessPresence {
   readonly engine = "sqlite";
   readonly capabilities;
   private opened: Opened | null = null;
-  private readonly listeners = new Set<(db: string) => void>();
 
   constructor(private readonly options: SqliteStoreOptions) {
+    super();
     this.capabilities = { transactional: false, shared: false, otherProcesses: !inMemory(options.path) } as const;
   }
 
   async open(): Promise<void> {
     if (this.opened) return;
     const { path } = this.options;
-    if (path !== ":memory:" && path !== "" && !path.startsWith("file:")) {
-      mkdirSync(dirname(resolve(path)), { recursive: true });
-    }
+    if (path !== ":memory:" && path !== "" && !path.startsWith("file:")) makeParentDirectory(path);
     const sql = new Database(path);
     try {
       sql.pragma("journal_mode = WAL");
       sql.pragma("synchronous = NORMAL");
       sql.pragma("busy_timeout = 5000");
-      migrate(sql);
+      await migrate(sql, path);
       // Created with the file and kept for its lifetime: a recreated file gets a new epoch.
       sql.prepare("INSERT OR IGNORE INTO meta (key, value) VALUES ('epoch', ?)").run(newEpoch());
       const epoch = sql.prepare<[], string>("SELECT value FROM meta WHERE key = 'epoch'").pluck().get()!;
-      const report = (db: string): void => {
-        for (const l of this.listeners) l(db);
-      };
       this.opened = {
         sql,
         log: new SqliteLog(sql, epoch),
         commands: new SqliteCommands(sql),
-        claimOwner: ownerClaimer(sql),
+        owners: new SqliteOwners(sql),
         watcher: this.capabilities.otherProcesses
-          ? new CommitWatcher(sql, this.options.watchIntervalMs ?? DEFAULT_WATCH_INTERVAL_MS, report)
+          ? new CommitWatcher(sql, this.options.watchIntervalMs ?? DEFAULT_WATCH_INTERVAL_MS, (db) => this.wakeups.fire(db))
           : null,
         instances: this.capabilities.otherProcesses ? new Instances(sql) : null,
       };
@@ -92,8 +78,7 @@ export class SqliteStore implements Store {
     }
   }
 
-  async close(): Promise<void> {
-    this.listeners.clear();
+  protected async doClose(): Promise<void> {
     const opened = this.opened;
     this.opened = null;
     opened?.watcher?.close();
@@ -106,85 +91,43 @@ export class SqliteStore implements Store {
     return this.opened;
   }
 
-  async append(db: string, entries: readonly AppendEntry[]): Promise<AppendResult> {
-    const o = this.o;
-    const out = whenFull(() => o.log.append(db, entries, Date.now()));
-    if (o.watcher !== null) {
-      // Reported with the other processes' appends, once per tick: the core takes its own
-      // appends from this result and needs no read per append.
-      o.watcher.appended(db);
-    } else {
-      for (const l of this.listeners) l(db);
-    }
-    return out;
+  protected override write<T>(op: () => T): T {
+    return whenFull(op);
   }
-  async read(db: string, query: ReadQuery): Promise<ReadResult> {
+
+  protected doAppend(db: string, entries: readonly AppendEntry[]): AppendResult {
+    return this.o.log.append(db, entries, Date.now());
+  }
+
+  protected override appended(db: string): void {
+    // With other processes on the file, reported with their appends, once per tick: the
+    // core takes its own appends from the append result and needs no read per append.
+    if (this.o.watcher !== null) this.o.watcher.appended(db);
+    else super.appended(db);
+  }
+
+  protected doRead(db: string, query: ReadQuery): ReadResult {
     return this.o.log.read(db, query);
   }
-  async head(db: string): Promise<string | null> {
+  protected doHead(db: string): string | null {
     return this.o.log.head(db);
   }
-  async trim(db: string, policy: RetentionPolicy, now: number): Promise<number> {
-    return whenFull(() => this.o.log.trim(db, policy, now));
+  protected doTrim(db: string, policy: RetentionPolicy, now: number): number {
+    return this.o.log.trim(db, policy, now);
   }
-  onAppend(listener: (db: string) => void): () => void {
-    this.listeners.add(listener);
-    return () => this.listeners.delete(listener);
+  protected commandTable(): SqliteCommands {
+    return this.o.commands;
   }
 
   async anotherProcessAlive(): Promise<boolean> {
     return whenFull(() => this.o.instances?.anotherAlive() ?? false);
   }
 
-  async claimOwner(db: string, key: string, owner: string): Promise<string> {
-    return whenFull(() => this.o.claimOwner(db, key, owner));
+  async claimOwner(db: string, key: string, owner: string, policy: ClaimPolicy): Promise<string> {
+    return whenFull(() => this.o.owners.claim(db, key, owner, policy));
   }
-
-  async createCommand(db: string, c: NewCommand): Promise<{ command: CommandRecord; created: boolean }> {
-    return whenFull(() => this.o.commands.create(db, c));
-  }
-  async getCommand(db: string, id: string): Promise<CommandRecord | null> {
-    return this.o.commands.get(db, id);
-  }
-  async findCommandByKey(db: string, address: string, idempotencyKey: string): Promise<CommandRecord | null> {
-    return this.o.commands.findByKey(db, address, idempotencyKey);
-  }
-  async listCommands(db: string, filter: CommandFilter): Promise<CommandRecord[]> {
-    return this.o.commands.list(db, filter);
-  }
-  async countOpenCommands(db: string, address: string): Promise<number> {
-    return this.o.commands.countOpen(db, address);
-  }
-  async claimCommands(
-    db: string,
-    address: string,
-    claimer: string,
-    limit: number,
-    now: number,
-    leaseMs: number,
-  ): Promise<CommandRecord[]> {
-    return whenFull(() => this.o.commands.claim(db, address, claimer, limit, now, leaseMs));
-  }
-  async startCommand(db: string, id: string, claimer: string, now: number): Promise<CommandRecord | null> {
-    return whenFull(() => this.o.commands.start(db, id, claimer, now));
-  }
-  async renewClaims(db: string, claimer: string, now: number, leaseMs: number): Promise<number> {
-    return whenFull(() => this.o.commands.renew(db, claimer, now, leaseMs));
-  }
-  async releaseClaims(db: string, claimer: string): Promise<number> {
-    return whenFull(() => this.o.commands.release(db, claimer));
-  }
-  async finishCommand(
-    db: string,
-    id: string,
-    outcome: CommandOutcome,
-    claimer: string | null,
-    now: number,
-  ): Promise<FinishResult> {
-    return whenFull(() => this.o.commands.finish(db, id, outcome, claimer, now));
-  }
-  async expireCommands(db: string, now: number): Promise<CommandRecord[]> {
-    return whenFull(() => this.o.commands.expire(db, now));
+  async trimOwners(db: string, now: number): Promise<number> {
+    return whenFull(() => this.o.owners.trim(db, now));
   }
 }
 
@@ -208,42 +151,47 @@ function inMemory(path: string): boolean {
   return path === ":memory:" || path === "" || path.includes("mode=memory");
 }
 
-/** Applies, in order, each `sql/NNN_*.sql` not yet recorded in `schema_migrations`. */
-function migrate(sql: Database.Database): void {
-  sql.exec(`CREATE TABLE IF NOT EXISTS schema_migrations (
-    version    INTEGER PRIMARY KEY,
-    name       TEXT    NOT NULL,
-    applied_at INTEGER NOT NULL
-  )`);
-  const applied = new Set(sql.prepare<[], number>("SELECT version FROM schema_migrations").pluck().all());
-  const record = sql.prepare<[number, string, number]>(
-    "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
-  );
-  const files = readdirSync(SQL_DIR)
-    .filter((f) => /^\d+_[\w.-]+\.sql$/.test(f))
-    .map((name) => ({ name, version: Number.parseInt(name, 10) }))
-    .sort((a, b) => a.version - b.version);
-  for (const [i, f] of files.entries()) {
-    if (i > 0 && files[i - 1]!.version === f.version) {
-      throw new TidingsError("TIDINGS_ERR_INTERNAL", `two migrations numbered ${f.version} in ${fileURLToPath(SQL_DIR)}`);
+/**
+ * Applies the migrations this version knows and the file lacks, in one write transaction:
+ * processes opening the file together wait for each other (busy_timeout) and apply each once.
+ */
+async function migrate(sql: Database.Database, path: string): Promise<void> {
+  const known = readMigrations(SQL_DIR);
+  sql.exec("BEGIN IMMEDIATE");
+  try {
+    sql.exec(`CREATE TABLE IF NOT EXISTS schema_migrations (
+      version    INTEGER PRIMARY KEY,
+      name       TEXT    NOT NULL,
+      applied_at INTEGER NOT NULL
+    )`);
+    const columns = sql.prepare<[], string>("SELECT name FROM pragma_table_info('schema_migrations')").pluck().all();
+    // Whether older versions may run against it; NULL for rows written before the column.
+    if (!columns.includes("compatible")) sql.exec("ALTER TABLE schema_migrations ADD COLUMN compatible INTEGER");
+    const applied = sql
+      .prepare<[], { version: number; name: string; compatible: number | null }>("SELECT version, name, compatible FROM schema_migrations")
+      .all()
+      .map((r) => ({ ...r, compatible: r.compatible === null ? null : r.compatible === 1 }));
+    const record = sql.prepare<[number, string, number, number]>(
+      "INSERT INTO schema_migrations (version, name, compatible, applied_at) VALUES (?, ?, ?, ?)",
+    );
+    for (const m of planMigrations(known, applied, `The SQLite file ${path}`).toApply) {
+      sql.exec(m.text);
+      record.run(m.version, m.name, m.compatible ? 1 : 0, Date.now());
     }
-    if (applied.has(f.version)) continue;
-    const text = readFileSync(new URL(f.name, SQL_DIR), "utf8");
-    sql.transaction(() => {
-      sql.exec(text);
-      record.run(f.version, f.name, Date.now());
-    }).immediate();
+    sql.exec("COMMIT");
+  } catch (err) {
+    if (sql.inTransaction) sql.exec("ROLLBACK");
+    throw err;
   }
 }
 
-/** First writer wins: the insert is ignored when an owner is already recorded. */
-function ownerClaimer(sql: Database.Database): Opened["claimOwner"] {
-  const insert = sql.prepare<[string, string, string]>(
-    "INSERT OR IGNORE INTO owners (db, key, owner) VALUES (?, ?, ?)",
-  );
-  const select = sql.prepare<[string, string], string>("SELECT owner FROM owners WHERE db = ? AND key = ?").pluck();
-  return (db, key, owner) => {
-    insert.run(db, key, owner);
-    return select.get(db, key)!;
-  };
+/**
+ * Creates the directory of the file and its missing parents, one level at a time: Node 20's
+ * recursive mkdirSync never returns for some unwritable paths (under /proc), where this fails.
+ */
+function makeParentDirectory(path: string): void {
+  const dir = dirname(resolve(path));
+  if (existsSync(dir)) return;
+  makeParentDirectory(dir);
+  mkdirSync(dir);
 }

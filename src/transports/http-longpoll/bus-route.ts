@@ -29,7 +29,9 @@ const BODY_ERRORS: Record<PollBodyError["kind"], TidingsError> = {
  */
 export function handleBusPoll(server: ServerContext, { req, res, params }: RouteContext): void {
   const db = params.db!;
-  server.bus.log(db); // unknown database (404) or bus disabled (501) before anything else
+  // Unknown database (404) or bus disabled (501) first; nothing of the database is loaded
+  // before the caller is authenticated.
+  server.bus.assertServes(db);
   const busPoll = new BusPoll(server, req, res, db);
   const cached = server.authenticator.cachedFromHeaders(db, req.headers, req.socket);
   if (cached !== undefined) busPoll.authenticated(cached);
@@ -50,8 +52,12 @@ interface PollShape {
   readonly channels: string[];
   readonly channelSet: ReadonlySet<string>;
   readonly limiterKey: string;
-  /** Set once the access check passed: the same identity may read the same channels again. */
-  allowed: boolean;
+  /**
+   * Until when the access check that passed holds: the same identity may read the same
+   * channels again without one. For ever, unless a `client:` channel's claim is to be
+   * renewed (AccessControl.recheckMs).
+   */
+  allowedUntil: number;
 }
 
 const lastShape = new WeakMap<Socket, PollShape>();
@@ -153,11 +159,14 @@ class BusPoll implements BodySink, PollSink, PollRequest {
       this.limit = parsed.maxMessages ?? 1;
       this.batch = parsed.maxMessages !== null;
       const { access } = this.server.bus;
-      if (shape.allowed || (shape.allowed = access.allReadableNow(this.db, shape.who, shape.channels))) this.start();
-      else
+      if (shape.allowedUntil > Date.now()) this.start();
+      else if (access.allReadableNow(this.db, shape.who, shape.channels)) {
+        shape.allowedUntil = access.recheckAt(this.db, shape.who, shape.channels);
+        this.start();
+      } else
         access.assertCanRead(this.db, shape.who, shape.channels).then(
           () => {
-            shape.allowed = true;
+            shape.allowedUntil = access.recheckAt(this.db, shape.who, shape.channels);
             this.start();
           },
           (error: unknown) => this.fail(error),
@@ -184,7 +193,7 @@ class BusPoll implements BodySink, PollSink, PollRequest {
       channels,
       channelSet: new Set(channels),
       limiterKey: `${this.db}\u0000${who.user}`,
-      allowed: false,
+      allowedUntil: 0,
     };
     lastShape.set(socket, shape);
     return shape;

@@ -126,6 +126,7 @@ export async function adminCaller(server: ServerContext, req: IncomingMessage): 
   } else {
     token = readCookie(req.headers.cookie, server.options.sessionCookie);
     via = "cookie";
+    if (token) server.authenticator.checkCookieOrigin(req.headers);
   }
   if (!token) throw new TidingsError("TIDINGS_ERR_AUTH_REQUIRED");
   let db: unknown;

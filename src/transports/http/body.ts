@@ -11,9 +11,18 @@ export interface BodyOwner {
 
 /**
  * Reads a JSON body up to `maxBytes`. A declared Content-Length over the limit is refused
- * before reading; a body that grows past it while streaming stops being read.
+ * before reading; a body that grows past it while streaming stops being read. The body must
+ * be declared `application/json`: a page of another site can send `text/plain`, a form or
+ * `multipart/form-data` without asking CORS first, never JSON (cross-site request forgery).
+ * Tryton's `POST /<db>/bus` does not come here: its clients are served as they are.
  */
 export function readJsonBody(req: IncomingMessage, maxBytes: number, owner?: BodyOwner): Promise<unknown> {
+  const type = req.headers["content-type"];
+  if (!isJsonContentType(type)) {
+    req.resume();
+    const given = type === undefined ? "none was given" : `not ${JSON.stringify(type.slice(0, 100))}`;
+    return Promise.reject(new TidingsError("TIDINGS_ERR_REQUEST_CONTENT_TYPE", `The body must be sent with Content-Type: application/json, ${given}.`));
+  }
   return new Promise((resolve, reject) =>
     onBodyText(req, maxBytes, {
       text(text) {
@@ -77,6 +86,13 @@ export function onBodyText(req: IncomingMessage, maxBytes: number, sink: BodySin
   // An aborted request is destroyed with an "aborted" error (ECONNRESET).
   req.on("error", (e: Error) => refuse(new TidingsError("TIDINGS_ERR_REQUEST_INVALID", "The request body could not be read.", { cause: e })));
   if (watch !== undefined) req.once("close", () => watch.end());
+}
+
+/** `application/json`, any case, with parameters (`; charset=utf-8`) or none. */
+function isJsonContentType(header: string | undefined): boolean {
+  if (header === undefined) return false;
+  const semicolon = header.indexOf(";");
+  return (semicolon < 0 ? header : header.slice(0, semicolon)).trim().toLowerCase() === "application/json";
 }
 
 /** JSON.parse with the errors a client is told. */

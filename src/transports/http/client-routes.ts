@@ -1,12 +1,11 @@
 import { createHash } from "node:crypto";
-import { readFileSync } from "node:fs";
-import { fileURLToPath } from "node:url";
+import { existsSync, readFileSync } from "node:fs";
+import { readFile } from "node:fs/promises";
 import type { ServerContext } from "./context.js";
 import type { Router } from "./router.js";
 
-// Both trees sit at the same depth (src/transports/http, dist/transports/http): the SDK's
-// sources ship in the package (`files`), so either tree bundles the same file.
-const SDK_ENTRY = fileURLToPath(new URL("../../../src/client/index.ts", import.meta.url));
+// Both trees sit at the same depth (src/transports/http, dist/transports/http).
+const BUILT_SDK = new URL("../../browser/client.js", import.meta.url);
 const DEMO_URL = new URL("../../../web/demo.html", import.meta.url);
 
 interface Asset {
@@ -17,30 +16,24 @@ interface Asset {
 let bundle: Promise<Asset> | undefined;
 
 /**
- * The SDK as one browser ES module, bundled from `src/client/` by esbuild on the first request
- * and kept in memory: it can never be staler than the server's own sources (a bundle in
- * dist/ could be), it costs nothing to processes that never serve it, and platform "browser"
- * makes the build fail on any Node-only import.
+ * The SDK as one browser ES module. The build bundles it into dist/browser/ with the server
+ * it belongs to; a server running from sources (a checkout) has no such file and bundles
+ * `src/client/` with esbuild (a development dependency) on the first request, so it is
+ * never staler than the sources. Kept in memory either way.
  */
 function sdkBundle(): Promise<Asset> {
   bundle ??= (async () => {
-    const { build } = await import("esbuild");
-    const out = await build({
-      entryPoints: [SDK_ENTRY],
-      bundle: true,
-      write: false,
-      format: "esm",
-      platform: "browser",
-      target: "es2020",
-      minify: true,
-      legalComments: "none",
-      logLevel: "silent",
-    });
-    const body = out.outputFiles[0]!.text;
+    const body = existsSync(BUILT_SDK) ? await readFile(BUILT_SDK, "utf8") : await bundleFromSources();
     return { body, etag: `"${createHash("sha256").update(body).digest("base64url").slice(0, 22)}"` };
   })();
   bundle.catch(() => (bundle = undefined)); // a failed build is retried on the next request
   return bundle;
+}
+
+async function bundleFromSources(): Promise<string> {
+  const [{ build }, { BROWSER_SDK_OPTIONS }] = await Promise.all([import("esbuild"), import("../../../scripts/browser-sdk.mjs")]);
+  const out = await build({ ...BROWSER_SDK_OPTIONS, write: false });
+  return out.outputFiles[0]!.text;
 }
 
 let demo: { readonly html: string; readonly csp: string } | undefined;

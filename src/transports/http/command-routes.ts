@@ -4,8 +4,9 @@ import type { RouteContext, Router } from "./router.js";
 import { TidingsError } from "../../errors.js";
 import { canPublish, type Identity } from "../../core/identity.js";
 import { isPlainObject, type JsonObject } from "../../core/messages.js";
-import type { CommandState } from "../../stores/store.js";
+import type { CommandRecord, CommandState } from "../../stores/store.js";
 import { addressChannel, commandDelivery, commandView } from "../../protocol/commands.js";
+import { claimLoop } from "../../protocol/claim-loop.js";
 import { CLAIMER, parseOutcome, validateAddress } from "../../commands/validation.js";
 import { readJsonBody } from "./body.js";
 import { sendJson } from "./respond.js";
@@ -36,7 +37,7 @@ export function registerCommandRoutes(server: ServerContext, r: Router): void {
 
 async function sender(server: ServerContext, ctx: RouteContext): Promise<{ db: string; who: Identity }> {
   const db = ctx.params.db!;
-  server.bus.log(db);
+  server.bus.assertServes(db);
   const who = await server.authenticate(db, ctx.req);
   if (!canPublish(who)) {
     throw new TidingsError("TIDINGS_ERR_ROLE_FORBIDDEN", "Sending and inspecting commands needs the publisher or admin role.");
@@ -175,7 +176,7 @@ function claimerKey(who: Identity, claimer: string): string {
 
 async function client(server: ServerContext, ctx: RouteContext): Promise<{ db: string; who: Identity; body: JsonObject }> {
   const db = ctx.params.db!;
-  server.bus.log(db);
+  server.bus.assertServes(db);
   const who = await server.authenticate(db, ctx.req);
   return { db, who, body: await objectBody(server, ctx, who) };
 }
@@ -224,32 +225,35 @@ async function claim(server: ServerContext, ctx: RouteContext): Promise<void> {
   await commands.renew(db, key);
   const until = Date.now() + Math.min(waitS * 1000, server.options.pollTimeoutMs);
   let cursor = await commands.cursor(db);
-  let got = await commands.claim(db, address, key, limit);
-  if (got.length === 0 && Date.now() < until) {
-    const release = server.polls.acquire(`${db}\u0000${who.user}`);
-    const abort = new AbortController();
-    const stop = (): void => abort.abort();
-    ctx.res.once("close", stop);
-    const offDrain = server.onDrain(stop);
-    try {
-      while (got.length === 0 && !abort.signal.aborted && Date.now() < until) {
+  let got: readonly CommandRecord[] = [];
+  // Parking takes a poll slot and listens for the client or the server going away.
+  let parked: (() => void) | null = null;
+  const abort = new AbortController();
+  try {
+    await claimLoop({
+      // One answer: it stops at the first claim that found something.
+      live: () => got.length === 0 && !abort.signal.aborted,
+      room: () => limit,
+      claim: (n) => commands.claim(db, address, key, n),
+      deliver: (claimed) => (got = claimed),
+      wake: async () => {
+        if (got.length > 0 || Date.now() >= until) return false;
+        parked ??= park(server, ctx, db, who, abort);
         const woken = await bus.poll(db, {
           channels: [addressChannel(address)],
           after: cursor,
           limit: 1,
           timeoutMs: until - Date.now(),
           signal: abort.signal,
-          onPark: (parked) => (bus.metrics.parked += parked ? 1 : -1),
+          onPark: (on) => (bus.metrics.parked += on ? 1 : -1),
         });
-        if (woken.messages.length === 0) break;
+        if (woken.messages.length === 0) return false;
         cursor = await commands.cursor(db);
-        got = await commands.claim(db, address, key, limit);
-      }
-    } finally {
-      ctx.res.off("close", stop);
-      offDrain();
-      release();
-    }
+        return true;
+      },
+    });
+  } finally {
+    (parked as (() => void) | null)?.();
   }
   if (ctx.res.destroyed && got.length > 0) {
     // The client is gone: give the commands back at once rather than when the lease runs out.
@@ -262,6 +266,19 @@ async function claim(server: ServerContext, ctx: RouteContext): Promise<void> {
     lease_ms: server.options.commands.leaseMs,
     commands: got.map(commandDelivery),
   });
+}
+
+/** Takes a parked-poll slot and aborts the wait when the client leaves or the server drains; returns the undo. */
+function park(server: ServerContext, ctx: RouteContext, db: string, who: Identity, abort: AbortController): () => void {
+  const release = server.polls.acquire(`${db}\u0000${who.user}`);
+  const stop = (): void => abort.abort();
+  ctx.res.once("close", stop);
+  const offDrain = server.onDrain(stop);
+  return () => {
+    ctx.res.off("close", stop);
+    offDrain();
+    release();
+  };
 }
 
 /** `POST /<db>/commands/renew` `{"claimer"}` → `{"renewed": n}`: keeps running commands' leases. */

@@ -10,7 +10,7 @@ import type { Notification } from "../../core/notify.js";
 /** The database, the caller (publisher or admin role) and the JSON body of a publishing request. */
 export async function publisher(server: ServerContext, ctx: RouteContext): Promise<{ db: string; who: Identity; body: unknown }> {
   const db = ctx.params.db!;
-  server.bus.log(db);
+  server.bus.assertServes(db);
   // An application publishing over a keep-alive connection presents the same token each time.
   const who = server.authenticator.cachedFromHeaders(db, ctx.req.headers, ctx.req.socket) ?? (await server.authenticate(db, ctx.req));
   if (!canPublish(who)) throw new TidingsError("TIDINGS_ERR_ROLE_FORBIDDEN", "Publishing needs the publisher or admin role.");

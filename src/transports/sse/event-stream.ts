@@ -4,6 +4,7 @@ import type { StoredMessage } from "../../stores/store.js";
 import type { ServerContext } from "../http/context.js";
 import { encodeComment, encodeGapEvent, encodeMessageEvent, encodeRetry } from "../../protocol/sse.js";
 import { PacedStream, type StreamSink } from "../../core/paced-stream.js";
+import type { DbLog } from "../../core/db-log.js";
 
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
@@ -38,7 +39,7 @@ export class EventStream implements StreamSink {
   constructor(
     private readonly server: ServerContext,
     private readonly res: ServerResponse,
-    db: string,
+    log: DbLog,
     who: Identity,
     private readonly channels: readonly string[],
     after: string | null,
@@ -59,7 +60,7 @@ export class EventStream implements StreamSink {
     this.offDrain = server.onDrain(() => this.close());
     res.once("close", () => this.cleanup());
     const pageSize = Math.max(8, Math.min(500, Math.floor(options.ws.maxBufferedBytes / 2 / (options.maxMessageBytes + 512))));
-    this.stream = new PacedStream(bus.log(db), new Set(channels), after, this, pageSize);
+    this.stream = new PacedStream(log, new Set(channels), after, this, pageSize);
     // The client may have gone while the request was authenticated: no close event will come.
     if (res.socket === null || res.socket.destroyed) this.cleanup();
   }

@@ -14,14 +14,18 @@ import { EventStream } from "./event-stream.js";
 export async function handleEvents(server: ServerContext, { req, res, url, params }: RouteContext): Promise<void> {
   const db = params.db!;
   const { bus, options } = server;
-  bus.log(db); // unknown database (404) or bus disabled (501) first
+  bus.assertServes(db); // unknown database (404) or bus disabled (501) first, nothing loaded before auth
   const who = await server.authenticate(db, req, url.searchParams.get("token"));
   const channels = validateChannelList(parseChannelParams(url.searchParams), options.maxChannels);
   if (channels.length === 0) {
     throw new TidingsError("TIDINGS_ERR_REQUEST_INVALID", "Name at least one channel: ?channels=a,b or ?channel=a&channel=b.");
   }
   await bus.access.assertCanRead(db, who, channels);
+  const keeper = bus.access.claimKeeper(db, who);
+  keeper.add(channels);
+  res.once("close", () => keeper.stop());
   const lastEventId = req.headers["last-event-id"];
   const after = resumeCursor(Array.isArray(lastEventId) ? lastEventId[0] : lastEventId, url.searchParams.get("last_message"));
-  new EventStream(server, res, db, who, channels, after);
+  // Loaded (or refused: maxDatabases) before the stream's headers are written.
+  new EventStream(server, res, bus.log(db), who, channels, after);
 }

@@ -2,6 +2,7 @@ import { parsePublishBody } from "../../protocol/publish-body.js";
 import { validateChannel, validateChannelList } from "../../core/channels.js";
 import { canPublish, type Identity } from "../../core/identity.js";
 import { isPlainObject } from "../../core/messages.js";
+import type { ClaimKeeper } from "../../core/access.js";
 import { TidingsError } from "../../errors.js";
 import { parseSubscriptionSpec, type SubscriptionSpec } from "../../protocol/rohrpost.js";
 import type { ConnectionApi } from "./connection-api.js";
@@ -60,6 +61,19 @@ function describe(spec: SubscriptionSpec, channels: readonly string[]): Record<s
   return spec.form === "group" ? { group: spec.group } : { channels };
 }
 
+const keepers = new WeakMap<ConnectionApi, ClaimKeeper>();
+
+/** The connection's renewer of `client:` claims, for its current identity. */
+function keeperOf(conn: ConnectionApi, who: Identity): ClaimKeeper {
+  let keeper = keepers.get(conn);
+  if (keeper !== undefined && keeper.who === who) return keeper;
+  keeper?.stop();
+  const fresh = conn.bus.access.claimKeeper(conn.db, who);
+  if (keeper === undefined) conn.onClose(() => keepers.get(conn)?.stop());
+  keepers.set(conn, fresh);
+  return fresh;
+}
+
 /**
  * `subscribe`: all channels or none (a forbidden one is named in the error). The reply comes
  * after the first read, so that it can say `gap: true`; the pushes follow it.
@@ -68,6 +82,7 @@ async function subscribe(conn: ConnectionApi, ctx: RequestContext): Promise<unkn
   const who = ctx.requireIdentity();
   const { spec, channels } = parseSpec(ctx.request.data, conn.options.maxChannels);
   await conn.bus.access.assertCanRead(conn.db, who, channels);
+  keeperOf(conn, who).add(channels);
   const described = describe(spec, channels);
   await conn.subscribe(channels, spec.lastMessage, (gap) => ctx.reply(gap ? { ...described, gap: true } : described));
   return described;

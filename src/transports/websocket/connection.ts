@@ -18,9 +18,11 @@ import type { ConnectionApi } from "./connection-api.js";
 import { CLOSE, type CloseReason } from "./close-codes.js";
 import { frameText } from "./frame.js";
 import { Outbox, type FlushScheduler } from "./outbox.js";
-import { PacedStream } from "../../core/paced-stream.js";
-import { SubscriptionSink } from "./subscription-sink.js";
+import type { PacedStream } from "../../core/paced-stream.js";
 import { RequestContext } from "./request-context.js";
+import { ConnectionCredentials } from "./credentials.js";
+import { FrameBudget } from "./frame-budget.js";
+import { Subscriptions } from "./subscriptions.js";
 
 /** What a connection needs from the transport that accepted it. */
 export interface ConnectionHost {
@@ -56,38 +58,27 @@ function onSocketClose(this: WebSocket, code: number, reason: Buffer): void {
   connectionOf(this).closed(code, reason.toString());
 }
 
-/** Only this tail of a token is kept, to recognise a repeated auth_jwt without verifying it again. */
-const TOKEN_TAG_LENGTH = 12;
-
 /**
- * One WebSocket speaking rohrpost: reads request frames, answers them (built-ins first,
- * then the application's handlers), and pushes the messages of its subscriptions. All
- * frames to the client go through one outbox, so replies and pushes keep their order.
+ * One WebSocket speaking rohrpost: reads request frames and dispatches them (built-ins
+ * first, then the application's handlers), in order, and keeps the socket alive or closes
+ * it. Its credentials (credentials.ts), subscriptions (subscriptions.ts) and frame budget
+ * (frame-budget.ts) are parts of their own. All frames to the client go through one
+ * outbox, so replies and pushes keep their order.
  */
 export class Connection implements ConnectionApi {
   // Unique across instances (it names the claimer of commands); a flat string, unlike randomUUID's.
   readonly id = randomBytes(12).toString("base64url");
-  identity: Identity | null;
-  /**
-   * The end of the token the identity came from (part of its signature): a repeated auth_jwt
-   * is not verified again. A different token with the same tail would keep the identity as
-   * it is, which grants nothing.
-   */
-  private tokenTag: string | null;
   private state: "open" | "closing" | "closed" = "open";
   /** Last time the peer showed life (any frame or pong). */
   lastSeen = Date.now();
-  private readonly openedAt = this.lastSeen;
   /** The heartbeat's slice for this connection (-1 until it joins). */
   heartbeatSlice = -1;
-  private frameWindowStart = 0;
-  private frameCount = 0;
+  private readonly credentials: ConnectionCredentials;
+  private readonly subscriptions = new Subscriptions(this);
+  private readonly frames: FrameBudget;
   private pending = 0;
   /** auth, subscribe, unsubscribe and publish run one after another, in arrival order. */
   private control: Promise<void> = Promise.resolve();
-  /** One stream per subscribe request; a channel is in one stream at most. */
-  private streams: PacedStream[] = [];
-  private channelCount = 0;
   private closeCallbacks: Array<() => void> | null = null;
   readonly outbox: Outbox;
 
@@ -99,8 +90,8 @@ export class Connection implements ConnectionApi {
     identity: Identity | null,
     token: string | null,
   ) {
-    this.identity = identity;
-    this.tokenTag = tag(token);
+    this.credentials = new ConnectionCredentials(identity, token, this.lastSeen);
+    this.frames = new FrameBudget(this.options.ws.maxFramesPerSecond);
     this.outbox = new Outbox(socket, host.scheduler, this.options.ws.maxBufferedBytes, this);
     (ws as TaggedSocket)[kConnection] = this;
     ws.on("message", onMessage);
@@ -122,9 +113,13 @@ export class Connection implements ConnectionApi {
     return this.host.server.options;
   }
 
+  get identity(): Identity | null {
+    return this.credentials.identity;
+  }
+
   /** Channels subscribed. */
   get subscriptionCount(): number {
-    return this.channelCount;
+    return this.subscriptions.count;
   }
 
   // ---- incoming ------------------------------------------------------------------------------
@@ -134,11 +129,7 @@ export class Connection implements ConnectionApi {
     if (this.state !== "open") return;
     const now = Date.now();
     this.lastSeen = now;
-    if (now - this.frameWindowStart >= 1000) {
-      this.frameWindowStart = now;
-      this.frameCount = 0;
-    }
-    if (++this.frameCount > this.options.ws.maxFramesPerSecond) {
+    if (!this.frames.take(now)) {
       this.close(CLOSE.RATE_LIMIT);
       return;
     }
@@ -212,7 +203,7 @@ export class Connection implements ConnectionApi {
   // ---- identity ------------------------------------------------------------------------------
 
   private async adoptToken(token: string): Promise<void> {
-    if (this.identity !== null && tag(token) === this.tokenTag) return;
+    if (this.credentials.isCurrent(token)) return;
     const identity = await this.server.authenticator.fromToken(this.db, token, "jwt");
     await this.adopt(identity, token);
   }
@@ -228,118 +219,45 @@ export class Connection implements ConnectionApi {
       throw new TidingsError("TIDINGS_ERR_AUTH_INVALID", "This connection belongs to another user; open a new connection for this one.");
     }
     const dropped: string[] = [];
-    for (const channel of this.channels()) {
+    for (const channel of this.subscriptions.channels()) {
       if (!(await this.bus.access.canRead(this.db, identity, channel))) dropped.push(channel);
     }
     if (this.state !== "open") return dropped;
     this.unsubscribe(dropped);
-    this.identity = identity;
-    this.tokenTag = tag(token);
+    this.credentials.replace(identity, token);
     return dropped;
   }
 
-  /**
-   * Called about every second by the transport: closes once the credentials have expired,
-   * or when the socket opened without credentials and did not authenticate in time (an
-   * anonymous socket costs a descriptor and buffers; it may only ping).
-   */
+  /** Called about every second by the transport: closes once the credentials expired or never came. */
   checkExpiry(now: number): void {
-    if (this.identity === null) {
-      if (now - this.openedAt >= this.options.ws.authTimeoutMs && this.state === "open") {
-        this.bus.metrics.refused.inc({ reason: "auth_timeout" });
-        this.close(CLOSE.AUTH_TIMEOUT);
-      }
-      return;
-    }
-    const at = this.identity.expiresAt;
-    if (at !== null && at <= now) this.close(CLOSE.AUTH_EXPIRED);
+    const reason = this.credentials.expiry(now, this.options.ws.authTimeoutMs);
+    if (reason === null || this.state !== "open") return;
+    if (reason === CLOSE.AUTH_TIMEOUT) this.bus.metrics.refused.inc({ reason: "auth_timeout" });
+    this.close(reason);
   }
 
   // ---- subscriptions -------------------------------------------------------------------------
 
-  /**
-   * Subscribes channels not yet subscribed (no channel is delivered twice). `started` runs
-   * once the first read is done, before any push, with whether a gap was found; the promise
-   * settles then too.
-   */
+  /** See Subscriptions.add; nothing once the connection is closing. */
   subscribe(channels: readonly string[], after: string | null, started: (gap: boolean) => void): Promise<void> {
     if (this.state !== "open") return Promise.resolve();
-    const fresh = channels.filter((c) => this.streamOf(c) === undefined);
-    if (fresh.length === 0) {
-      started(false);
-      return Promise.resolve();
-    }
-    const max = this.options.ws.maxSubscriptions;
-    if (this.channelCount + fresh.length > max) {
-      throw new TidingsError("TIDINGS_ERR_CHANNEL_TOO_MANY", `At most ${max} channels per connection.`, { details: { max } });
-    }
-    const log = this.bus.log(this.db);
-    return new Promise<void>((resolve, reject) => {
-      const sink = new SubscriptionSink(this, { started, resolve, reject });
-      const stream = new PacedStream(log, new Set(fresh), after, sink, this.pageSize());
-      sink.stream = stream;
-      this.streams.push(stream);
-      this.channelCount += fresh.length;
-    });
+    return this.subscriptions.add(channels, after, started);
+  }
+
+  unsubscribe(channels: readonly string[]): void {
+    this.subscriptions.remove(channels);
   }
 
   /** A subscription's catch-up read failed after its reply: the client must resume elsewhere. */
   streamFailed(stream: PacedStream, error: unknown, replied: boolean): void {
-    this.forget(stream);
+    this.subscriptions.forget(stream);
     if (!replied) return;
     this.bus.logger.error({ err: error, connection: this.id }, "catch-up read failed");
     this.close(CLOSE.INTERNAL);
   }
 
-  unsubscribe(channels: readonly string[]): void {
-    const byStream = new Map<PacedStream, string[]>();
-    for (const c of channels) {
-      const stream = this.streamOf(c);
-      if (stream === undefined) continue;
-      const list = byStream.get(stream);
-      if (list === undefined) byStream.set(stream, [c]);
-      else if (!list.includes(c)) list.push(c);
-    }
-    for (const [stream, list] of byStream) {
-      this.channelCount -= list.length;
-      if (stream.removeChannels(list)) this.streams.splice(this.streams.indexOf(stream), 1);
-    }
-  }
-
-  /** The stream delivering `channel`. A scan: a connection has few streams (at most ws.maxSubscriptions). */
-  private streamOf(channel: string): PacedStream | undefined {
-    for (const s of this.streams) if (s.channels.has(channel)) return s;
-    return undefined;
-  }
-
-  private channels(): string[] {
-    const out: string[] = [];
-    for (const s of this.streams) for (const c of s.channels) out.push(c);
-    return out;
-  }
-
-  private forget(stream: PacedStream): void {
-    const i = this.streams.indexOf(stream);
-    if (i < 0) return;
-    this.streams.splice(i, 1);
-    this.channelCount -= stream.channels.size;
-  }
-
-  /** Catch-up pages sized so that one page of the largest messages stays under half the send cap. */
-  private pageSize(): number {
-    const perMessage = this.options.maxMessageBytes + 512;
-    return Math.max(8, Math.min(500, Math.floor(this.options.ws.maxBufferedBytes / 2 / perMessage)));
-  }
-
   lowWater(): number {
     return Math.max(16 * 1024, Math.floor(this.options.ws.maxBufferedBytes / 4));
-  }
-
-  private stopStreams(): void {
-    const streams = this.streams;
-    this.streams = [];
-    this.channelCount = 0;
-    for (const s of streams) s.close();
   }
 
   // ---- outgoing ------------------------------------------------------------------------------
@@ -378,7 +296,7 @@ export class Connection implements ConnectionApi {
   close(reason: CloseReason): void {
     if (this.state !== "open") return;
     this.state = "closing";
-    this.stopStreams();
+    this.subscriptions.stop();
     this.outbox.finish();
     this.ws.close(reason.code, reason.reason);
   }
@@ -394,7 +312,7 @@ export class Connection implements ConnectionApi {
   closed(code: number, reason: string): void {
     if (this.state === "closed") return;
     this.state = "closed";
-    this.stopStreams();
+    this.subscriptions.stop();
     this.outbox.stop();
     const callbacks = this.closeCallbacks ?? [];
     this.closeCallbacks = null;
@@ -409,11 +327,6 @@ export class Connection implements ConnectionApi {
       this.bus.logger.error({ err: e, connection: this.id }, "onClose callback failed");
     }
   }
-}
-
-/** A short copy of a token's end (short slices are copied, so the request URL is not kept alive). */
-function tag(token: string | null): string | null {
-  return token === null ? null : token.slice(-TOKEN_TAG_LENGTH);
 }
 
 function toBuffer(data: RawData): Buffer {

@@ -18,7 +18,8 @@ const WS_PATH = /^\/([^/]+)\/ws\/?$/;
 /**
  * Checks a `GET /<db>/ws` upgrade before it is accepted: the database, then credentials when
  * some are given (header, cookie, or `?token=` since browsers cannot set headers on a
- * WebSocket). Without credentials the connection opens unauthenticated and must send `auth`
+ * WebSocket; a cookie only from an allowed origin, as for every cookie-authenticated
+ * request). Without credentials the connection opens unauthenticated and must send `auth`
  * (or `auth_jwt`) before anything but `ping`. Throws a TidingsError to refuse.
  */
 export async function checkUpgrade(server: ServerContext, req: IncomingMessage): Promise<UpgradeRequest> {
@@ -32,7 +33,7 @@ export async function checkUpgrade(server: ServerContext, req: IncomingMessage):
   } catch {
     throw new TidingsError("TIDINGS_ERR_NOT_FOUND");
   }
-  server.bus.log(db); // unknown database (404) or bus disabled (501) first
+  server.bus.assertServes(db); // unknown database (404) or bus disabled (501) first, nothing loaded before auth
   const queryToken = url.searchParams.get("token");
   let identity: Identity;
   try {
@@ -41,24 +42,7 @@ export async function checkUpgrade(server: ServerContext, req: IncomingMessage):
     if (e instanceof TidingsError && e.code === "TIDINGS_ERR_AUTH_REQUIRED") return { db, identity: null, token: null };
     throw e;
   }
-  if (identity.via === "cookie") checkCookieOrigin(server, req);
   return { db, identity, token: bearerToken(req.headers.authorization) ?? (identity.via === "jwt" ? queryToken : null) };
-}
-
-/**
- * A browser sends cookies with a WebSocket from any site, and CORS does not apply: accept a
- * cookie-authenticated upgrade only from this server's own origin or a configured one.
- */
-function checkCookieOrigin(server: ServerContext, req: IncomingMessage): void {
-  const origin = req.headers.origin;
-  if (origin === undefined) return;
-  if (server.options.corsOrigins.includes(origin)) return;
-  try {
-    if (new URL(origin).host === req.headers.host) return;
-  } catch {
-    // not a URL: refused below
-  }
-  throw new TidingsError("TIDINGS_ERR_ORIGIN_FORBIDDEN", `Cookie credentials are not accepted from origin ${JSON.stringify(origin.slice(0, 100))}.`);
 }
 
 /** Answers a refused upgrade with the same JSON error body as every HTTP route. */

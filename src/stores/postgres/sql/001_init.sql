@@ -1,3 +1,4 @@
+-- tidings: compatible
 -- The log, its retention watermark, ownership, and the SQL entry points for publishing.
 -- :TIDINGS_SCHEMA and :TIDINGS_NOTIFY_CHANNEL are replaced by migrate.ts.
 

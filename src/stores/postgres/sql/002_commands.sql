@@ -1,3 +1,4 @@
+-- tidings: compatible
 -- Server-to-client commands. Times are milliseconds since the Unix epoch, as in the store contract.
 
 CREATE TABLE :TIDINGS_SCHEMA.commands (

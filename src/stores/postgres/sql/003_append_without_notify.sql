@@ -1,3 +1,4 @@
+-- tidings: compatible
 -- The store's own appends (a transaction of their own) insert without NOTIFY and wake
 -- listeners right after commit, coalesced per database. A NOTIFY in the appending
 -- transaction takes PostgreSQL's cluster-wide notification lock from before the commit

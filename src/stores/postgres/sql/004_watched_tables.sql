@@ -1,3 +1,4 @@
+-- tidings: compatible
 -- Application tables watched for model changes (`tidings changes watch`, docs/changes.md).
 -- Each row has a trigger function of its own, <schema>.changes_<id>(), generated from it,
 -- and three statement-level triggers on the table (<schema>_changes_insert/update/delete)

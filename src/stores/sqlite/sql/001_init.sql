@@ -1,3 +1,4 @@
+-- tidings: compatible
 -- Initial schema. Migrations are append-only: change the schema in a new numbered file.
 
 CREATE TABLE meta (

@@ -3,8 +3,9 @@
  * publishing, with thousands of clients spread over WebSocket (rohrpost), SSE and Tryton
  * long-polling in client processes of their own. Clients leave now and then and resume
  * from their cursor. Every interval the runner records the server's RSS, open file
- * descriptors and CPU (from /proc) and the p99 delivery latency. At the end the runner reads
- * the store's log: every acknowledged publish must be in it, and every client must hold its
+ * descriptors and CPU (from /proc), its JS heap (its /metrics) and the p99 delivery
+ * latency. At the end the runner reads the store's log: every acknowledged publish must be
+ * in it, and every client must hold its
  * channel's log from its first message on — nothing missing, nothing twice, in order.
  *
  *   node --import tsx bench/soak/run.ts [--duration 600] [--clients 5000] [--rate 50]
@@ -47,12 +48,13 @@ const TRANSPORTS: readonly Transport[] = ["websocket", "sse", "longpoll"];
 const HERE = new URL("./", import.meta.url);
 const SECRET = randomBytes(32).toString("base64url");
 const DB = "soak";
+const METRICS_TOKEN = randomBytes(24).toString("base64url");
 
 // ---- the server --------------------------------------------------------------------------------
 
 function startServer(dataDir: string, store: string): Promise<ServeProcess> {
   const limit = String(CLIENTS * 2 + 100);
-  return startServe(["--store", store, "--data-dir", dataDir, "--secret", SECRET, "--databases", DB,
+  return startServe(["--store", store, "--data-dir", dataDir, "--secret", SECRET, "--databases", DB, "--metrics-token", METRICS_TOKEN,
     "--max-connections", limit, "--max-connections-per-address", limit, "--log-level", "warn"]);
 }
 
@@ -78,6 +80,14 @@ async function readLog(storeUrl: string, channels: readonly string[]): Promise<R
   }
 }
 
+/** The server's V8 heap in use and memory outside it (Buffers), MiB, from its own /metrics. */
+async function heapMiB(url: string): Promise<{ heapUsed: number; external: number }> {
+  const res = await fetch(`${url}/metrics`, { headers: { authorization: `Bearer ${METRICS_TOKEN}` }, signal: AbortSignal.timeout(30_000) });
+  const text = await res.text();
+  const value = (name: string): number => Number(new RegExp(`^tidings_process_${name} (\\S+)`, "m").exec(text)?.[1] ?? NaN) / 2 ** 20;
+  return { heapUsed: value("nodejs_heap_size_used_bytes"), external: value("nodejs_external_memory_bytes") };
+}
+
 function openFds(pid: number): number {
   return readdirSync(`/proc/${pid}/fd`).length;
 }
@@ -88,6 +98,8 @@ interface Point {
   /** Seconds since publishing started. */
   readonly t: number;
   readonly rssMiB: number;
+  readonly heapUsedMiB: number;
+  readonly externalMiB: number;
   readonly fds: number;
   /** Server CPU over the interval, in cores. */
   readonly serverCores: number;
@@ -183,9 +195,12 @@ try {
       anomalies.push(...s.anomalies);
     }
     const seconds = (tNow - tPrev) / 1000;
+    const heap = await heapMiB(server.url).catch(() => ({ heapUsed: NaN, external: NaN }));
     const point: Point = {
       t: Math.round((tNow - t0) / 1000),
       rssMiB: memoryMiB(pid).rss,
+      heapUsedMiB: heap.heapUsed,
+      externalMiB: heap.external,
       fds: openFds(pid),
       serverCores: (cpu - cpu0) / (tNow - tPrev),
       deliveriesPerSecond: (totals.deliveries - before.deliveries) / seconds,
@@ -197,7 +212,7 @@ try {
     };
     points.push(point);
     console.error(
-      `${point.t} s: RSS ${fmt(point.rssMiB)} MiB, ${point.fds} fds, ${fmt(point.serverCores, 2)} cores, ${fmt(point.deliveriesPerSecond)} deliveries/s, p50 ${fmt(point.p50, 1)} / p99 ${fmt(point.p99, 1)} ms, ${point.connected} connected, ${fmt(point.resumesPerSecond, 1)} resumes/s; dup ${totals.duplicates}, lost ${totals.lost}, disorder ${totals.disorder}, load ${point.loadAverage.toFixed(1)}`,
+      `${point.t} s: RSS ${fmt(point.rssMiB)} MiB (heap ${fmt(point.heapUsedMiB)}, external ${fmt(point.externalMiB)}), ${point.fds} fds, ${fmt(point.serverCores, 2)} cores, ${fmt(point.deliveriesPerSecond)} deliveries/s, p50 ${fmt(point.p50, 1)} / p99 ${fmt(point.p99, 1)} ms, ${point.connected} connected, ${fmt(point.resumesPerSecond, 1)} resumes/s; dup ${totals.duplicates}, lost ${totals.lost}, disorder ${totals.disorder}, load ${point.loadAverage.toFixed(1)}`,
     );
     before = totals;
     tPrev = tNow;
@@ -250,6 +265,7 @@ if (PNG) {
   const minutes = (p: Point): number => p.t / 60;
   const svg = chartSvg(`tidings soak: ${fmt(CLIENTS)} clients (WebSocket, SSE, long-poll), ${RATE} msg/s, ${fmt(DURATION_S / 60, 1)} min, SQLite`, [
     { title: "server RSS", unit: "MiB", points: points.map((p) => [minutes(p), p.rssMiB]) },
+    { title: "server JS heap in use", unit: "MiB", points: points.map((p) => [minutes(p), p.heapUsedMiB]) },
     { title: "server open file descriptors", unit: "count", points: points.map((p) => [minutes(p), p.fds]) },
     { title: "p99 delivery latency", unit: "ms", points: points.map((p) => [minutes(p), p.p99]) },
     { title: "deliveries", unit: "per second", points: points.map((p) => [minutes(p), p.deliveriesPerSecond]) },
@@ -260,6 +276,7 @@ if (PNG) {
 console.log(`| | start (${first.t} s) | end (${last.t} s) |`);
 console.log("|---|---:|---:|");
 console.log(`| server RSS, MiB | ${fmt(first.rssMiB)} | ${fmt(last.rssMiB)} |`);
+console.log(`| server JS heap in use / external, MiB | ${fmt(first.heapUsedMiB)} / ${fmt(first.externalMiB)} | ${fmt(last.heapUsedMiB)} / ${fmt(last.externalMiB)} |`);
 console.log(`| server open fds | ${first.fds} | ${last.fds} |`);
 console.log(`| p50 / p99 delivery latency, ms | ${fmt(first.p50, 1)} / ${fmt(first.p99, 1)} | ${fmt(last.p50, 1)} / ${fmt(last.p99, 1)} |`);
 console.log(`| deliveries/s | ${fmt(first.deliveriesPerSecond)} | ${fmt(last.deliveriesPerSecond)} |`);

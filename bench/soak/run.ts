@@ -5,8 +5,8 @@
  * from their cursor. Every interval the runner records the server's RSS, open file
  * descriptors and CPU (from /proc), its JS heap (its /metrics) and the p99 delivery
  * latency. At the end the runner reads the store's log: every acknowledged publish must be
- * in it, and every client must hold its
- * channel's log from its first message on — nothing missing, nothing twice, in order.
+ * in it, and every client must hold its channel's log from its first message on — nothing
+ * missing, nothing twice, in order.
  *
  *   node --import tsx bench/soak/run.ts [--duration 600] [--clients 5000] [--rate 50]
  *        [--channels 50] [--churn 60] [--pause 3] [--interval 10] [--procs-per-transport 2]

@@ -10,22 +10,15 @@ import { TrytonIngest } from "./tryton/ingest.js";
 import { TidingsError, toTidingsError } from "./errors.js";
 import type { ServerContext } from "./transports/http/context.js";
 import { PollLimiter } from "./transports/http/poll-limiter.js";
-import { RequestContext, Router } from "./transports/http/router.js";
+import { HttpRequestContext, Router } from "./transports/http/router.js";
+import { httpRoutes } from "./transports/http/routes.js";
 import { applyCors, handlePreflight } from "./transports/http/cors.js";
-import { sendError, sendJson } from "./transports/http/respond.js";
-import { handleBusPoll } from "./transports/http-longpoll/bus-route.js";
-import { handleNotify, handlePublish } from "./transports/http/publish-routes.js";
-import { handleChanges } from "./transports/http/change-routes.js";
-import { registerCommandRoutes } from "./transports/http/command-routes.js";
-import { registerAdminRoutes } from "./transports/http/admin-routes.js";
-import { registerClientRoutes } from "./transports/http/client-routes.js";
+import { sendError } from "./transports/http/respond.js";
 import { redactStoreUrl } from "./stores/open-store.js";
 import { listenFailed } from "./transports/http/listen-errors.js";
 import { WebSocketTransport } from "./transports/websocket/index.js";
 import { registerCommandHandlers } from "./transports/websocket/command-handlers.js";
-import { handleEvents } from "./transports/sse/events-route.js";
 import { ConnectionGuard, isRefused } from "./transports/http/connection-guard.js";
-import { handleMetrics } from "./transports/http/metrics-route.js";
 import { UserBytes } from "./transports/http/user-bytes.js";
 import { BodyGuard } from "./transports/http/body-guard.js";
 import { connectionCapProblem, readFileLimit } from "./fd-limit.js";
@@ -49,7 +42,8 @@ export class TidingsServer implements ServerContext {
   readonly polls: PollLimiter;
   readonly unsent: UserBytes;
   readonly bodies: BodyGuard;
-  readonly router = new Router();
+  /** The HTTP route table (src/transports/http/routes.ts), also served as /openapi.json. */
+  readonly router: Router;
   /** rohrpost over WebSocket at `GET /<db>/ws`. */
   readonly websocket: WebSocketTransport;
   private readonly drainCallbacks = new Set<() => void>();
@@ -100,7 +94,7 @@ export class TidingsServer implements ServerContext {
       });
     });
     bus.metrics.unsentBytes = () => this.unsentHttpBytes();
-    this.routes();
+    this.router = new Router(httpRoutes(this));
     registerCommandHandlers(bus);
     // A server sweeps deadlines of every configured database (commands of other instances).
     bus.commands.sweepConfiguredDatabases();
@@ -156,23 +150,6 @@ export class TidingsServer implements ServerContext {
     return () => this.drainCallbacks.delete(callback);
   }
 
-  private routes(): void {
-    const r = this.router;
-    r.add("GET", "/healthz", ({ res }) => sendJson(res, 200, { status: "ok" }));
-    r.add("GET", "/readyz", ({ res }) =>
-      this.draining ? sendJson(res, 503, { status: "draining" }) : sendJson(res, 200, { status: "ready" }),
-    );
-    r.add("GET", "/metrics", (ctx) => handleMetrics(this, ctx));
-    r.add("POST", "/:db/bus", (ctx) => handleBusPoll(this, ctx));
-    r.add("POST", "/:db/publish", (ctx) => handlePublish(this, ctx));
-    r.add("POST", "/:db/notify", (ctx) => handleNotify(this, ctx));
-    r.add("POST", "/:db/changes", (ctx) => handleChanges(this, ctx));
-    r.add("GET", "/:db/events", (ctx) => handleEvents(this, ctx));
-    registerCommandRoutes(this, r);
-    registerAdminRoutes(this, r);
-    registerClientRoutes(this, r);
-  }
-
   /** Routes a request; not async, so a handler that answers synchronously pays for no promise. */
   private handle(req: IncomingMessage, res: ServerResponse): void {
     const { corsOrigins } = this.bus.options;
@@ -191,7 +168,8 @@ export class TidingsServer implements ServerContext {
       const match = this.router.match(req.method ?? "GET", pathname);
       if (match === null) throw new TidingsError("TIDINGS_ERR_NOT_FOUND");
       if (match === "method") throw new TidingsError("TIDINGS_ERR_REQUEST_METHOD");
-      const pending = match.handler(new RequestContext(req, res, match.params));
+      const ctx = new HttpRequestContext(req, res, match.params, match.route, this.bus.options.maxBodyBytes);
+      const pending = match.route.handler(ctx);
       if (pending !== undefined) pending.catch((error: unknown) => this.failRequest(req, res, error));
     } catch (error) {
       this.failRequest(req, res, error);

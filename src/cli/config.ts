@@ -1,23 +1,26 @@
 import { readFileSync } from "node:fs";
 import { Option, type Command } from "commander";
-import { DEFAULTS, type TidingsOptionsInput } from "../options.js";
+import { assertOptionsShape, type TidingsOptionsInput } from "../options.js";
+import { OPTIONS_SCHEMA } from "../options-schema.js";
+import { check, formatIssues } from "../protocol/schema/check.js";
+import type { TSchema } from "@sinclair/typebox";
 import { TidingsError } from "../errors.js";
 import { formatBytes, formatDuration, parseBytes, parseDurationMs } from "../units.js";
-import { checkAccessRules, checkDatabases } from "../options-check.js";
 
 export { formatBytes, formatDuration, parseBytes, parseDurationMs };
 
 /**
- * The CLI's view of the server options: every option of TidingsOptions, reachable as a
- * flag, a TIDINGS_* environment variable and a config-file key, merged as
+ * The CLI's view of the server options: every option declared in src/options-schema.ts,
+ * reachable as a flag, a TIDINGS_* environment variable and a config-file key, merged as
  * flags > environment > config file > defaults (src/options.ts).
  *
- * The table is derived from DEFAULTS, so an option added there is reachable here without
- * an edit: `pollTimeoutMs` becomes `--poll-timeout` / `TIDINGS_POLL_TIMEOUT`,
+ * Names come from the key unless the declaration gives a flag: `pollTimeoutMs` becomes
+ * `--poll-timeout` / `TIDINGS_POLL_TIMEOUT` (a duration takes its unit in the text),
  * `ws.maxPayload` becomes `--ws-max-payload` / `TIDINGS_WS_MAX_PAYLOAD`.
  */
 
-export type OptionKind = "string" | "int" | "duration" | "bytes" | "bool" | "list" | "json" | "level" | "databases";
+/** How a flag's or variable's text is read; declared by the option's schema and unit. */
+export type OptionKind = "string" | "int" | "duration" | "bytes" | "bool" | "list" | "json" | "enum" | "list-or-json";
 
 export interface OptionSpec {
   /** Path in TidingsOptionsInput, dotted for nested groups: `port`, `ws.maxPayload`. */
@@ -28,126 +31,63 @@ export interface OptionSpec {
   readonly env: string;
   readonly kind: OptionKind;
   readonly description: string;
+  /** The option's declaration: type, constraints, default. */
+  readonly schema: TSchema;
 }
-
-const LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
-
-/** Short help texts; the full reference is docs/configuration.md. */
-const DESCRIPTIONS: Record<string, string> = {
-  host: "interface to listen on",
-  port: "TCP port (0: any free port)",
-  dataDir: "directory of the SQLite file and the generated secret",
-  store: "store URL: sqlite:<path>, memory:, postgres://…, redis://…",
-  secret: "HS256 token secret shared by all instances (at least 32 characters)",
-  databases: "databases served: a comma list (`*` accepts any name) or a JSON object",
-  maxDatabases: "databases a `*` entry serves at once, created on demand (503 past it)",
-  clientClaimTtlMs: "a client:<id> channel stays its user's this long after its last use",
-  maxClientClaimsPerUser: "client:<id> channels one user holds per database (the least recently used is freed past it)",
-  pollTimeoutMs: "a parked long-poll is answered empty after this long",
-  noCursorWindowMs: "a reader without a cursor first gets the messages of this last window",
-  maxChannels: "most channels in one poll or subscription",
-  maxBodyBytes: "largest HTTP request body",
-  maxMessageBytes: "largest message (its JSON)",
-  maxBatch: "most messages per publish request, and the cap of max_messages",
-  maxParkedPolls: "parked polls in total (more get 429)",
-  maxParkedPollsPerUser: "parked polls per user and database (more get 429)",
-  tailSize: "recent messages kept in memory per database",
-  tailMaxBytes: "bytes of recent messages kept in memory per database",
-  maxResponseBytes: "largest batched long-poll answer (one message is always sent)",
-  maxUnsentBytesPerUser: "long-poll answer bytes of one user not yet read by its clients (429 past it)",
-  bodyTimeoutMs: "a request body must arrive within this long (408 past it)",
-  maxBodyBytesPerUser: "request body bytes of one user arriving at once (429 past it)",
-  maxConnections: "open connections in total, HTTP and WebSocket (503 past it; 0: no cap)",
-  maxConnectionsPerAddress: "open connections from one address (503 past it; 0: no cap)",
-  maxPipelinedRequests: "unanswered requests on one connection (more close it)",
-  metricsToken: "Bearer token that may read /metrics, besides admin tokens",
-  metricsPublic: "let anyone who reaches the port read /metrics",
-  retentionIntervalMs: "how often retention runs",
-  corsOrigins: "origins allowed by CORS, comma separated",
-  accessRules: "channel read rules, as JSON: [{\"channels\":\"chat:*\",\"users\":[\"7\"]}]",
-  sessionCookie: "name of the cookie holding a token",
-  logLevel: `log level: ${LEVELS.join(", ")}`,
-  shutdownGraceMs: "how long shutdown waits for in-flight requests",
-  sseKeepAliveMs: "SSE keep-alive comment interval",
-  sseRetryMs: "reconnection delay told to EventSource clients (retry:)",
-  "ws.maxPayload": "largest WebSocket frame accepted",
-  "ws.maxBufferedBytes": "a socket with more unsent data is closed (4008)",
-  "ws.maxFramesPerSecond": "frames a client may send per second (4029 past it)",
-  "ws.pingIntervalMs": "WebSocket ping interval",
-  "ws.maxSubscriptions": "most channels one socket may subscribe to",
-  "ws.maxPendingRequests": "requests of one socket answered at once (429 past it)",
-  "ws.authTimeoutMs": "a socket not authenticated this long after opening is closed (4001)",
-  "commands.maxArgsBytes": "largest JSON of a command's arguments",
-  "commands.maxResultBytes": "largest JSON of a command's result or error",
-  "commands.maxOpenPerAddress": "most unfinished commands per address",
-  "commands.leaseMs": "how long a client's claim on a command holds unrenewed",
-  "commands.defaultDeadlineMs": "deadline of a command sent without one",
-  "commands.maxInFlight": "commands one connection holds (delivered or running) at a time",
-  "commands.expiryIntervalMs": "how often due deadlines are swept",
-  "tryton.url": "Tryton's PostgreSQL server (no database): tidings becomes the bus of the listed Tryton databases, Tryton sessions accepted",
-  "tryton.chat": "who reads chat:<resource> channels: authenticated (any user, as trytond) or rules",
-  "tryton.pollIntervalMs": "how often a standby instance tries to lead a Tryton database, and the adapter's table is re-read",
-  "trytonSessions.url": "Tryton's PostgreSQL server (no database), to accept Tryton's Session header: postgres://tryton@db-host:5432/",
-  "trytonSessions.maxAgeSeconds": "a Tryton session older than this is refused (trytond's session.max_age)",
-  "trytonSessions.timeoutSeconds": "a Tryton session unused this long is refused",
-  "trytonSessions.cacheSeconds": "how long an accepted Tryton session is reused without asking its database",
-};
 
 function kebab(name: string): string {
   return name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
 }
 
-function kindOf(key: string, value: unknown): OptionKind {
-  const leaf = key.slice(key.lastIndexOf(".") + 1);
-  if (key === "databases") return "databases";
-  if (key === "logLevel") return "level";
-  if (key === "accessRules") return "json";
-  if (Array.isArray(value)) return "list";
-  if (typeof value === "boolean") return "bool";
-  if (typeof value === "number") {
-    if (leaf.endsWith("Ms")) return "duration";
-    if (leaf.includes("Bytes") || leaf === "maxPayload") return "bytes";
-    return "int";
+function kindOf(schema: TSchema): OptionKind {
+  if (schema.unit === "duration" || schema.unit === "bytes") return schema.unit;
+  const branches = (schema.anyOf ?? []) as TSchema[];
+  if (branches.length > 0) return branches.every((b) => "const" in b) ? "enum" : "list-or-json";
+  switch (schema.type) {
+    case "integer":
+    case "number":
+      return "int";
+    case "boolean":
+      return "bool";
+    case "array":
+      return (schema.items as TSchema).type === "string" ? "list" : "json";
+    case "object":
+      return "json";
+    default:
+      return "string";
   }
-  if (typeof value === "object" && value !== null) return "json";
-  return "string";
 }
 
-/** Names that cannot be derived: commander reads `--no-…` as the negation of a boolean. */
-const NAMES: Record<string, string> = { noCursorWindowMs: "cursorless-window" };
-
-function specFor(key: string, value: unknown): OptionSpec {
-  const kind = kindOf(key, value);
+function specFor(key: string, schema: TSchema): OptionSpec {
+  const kind = kindOf(schema);
   // Durations take a unit in flags and env ("300s"), so the name drops its "Ms".
   const parts = key.split(".").map((p) => kebab(kind === "duration" ? p.replace(/Ms$/, "") : p));
-  const name = NAMES[key] ?? parts.join("-");
+  const name = typeof schema.flag === "string" ? schema.flag : parts.join("-");
   return {
     key,
     flag: `--${name}`,
     env: `TIDINGS_${name.replace(/-/g, "_").toUpperCase()}`,
     kind,
-    description: DESCRIPTIONS[key] ?? key,
+    description: typeof schema.description === "string" ? schema.description : key,
+    schema,
   };
 }
 
-/** Every option, in the order of DEFAULTS; nested groups (ws, commands) flattened. */
+/** A group of options (ws, commands, …): an object schema with declared keys. */
+function isGroup(schema: TSchema): boolean {
+  return schema.type === "object" && schema.properties !== undefined;
+}
+
+/** Every option, in the order of the declaration; nested groups flattened. */
 export const OPTION_SPECS: readonly OptionSpec[] = (() => {
   const specs: OptionSpec[] = [];
-  const walk = (obj: Record<string, unknown>, prefix: string): void => {
-    for (const [k, v] of Object.entries(obj)) {
-      const key = prefix + k;
-      // Groups of options are plain objects with their own defaults; databases is one option.
-      if (key !== "databases" && typeof v === "object" && v !== null && !Array.isArray(v)) {
-        walk(v as Record<string, unknown>, `${key}.`);
-      } else {
-        specs.push(specFor(key, v));
-      }
+  const walk = (schema: TSchema, prefix: string): void => {
+    for (const [k, property] of Object.entries(schema.properties as Record<string, TSchema>)) {
+      if (isGroup(property)) walk(property, `${prefix}${k}.`);
+      else specs.push(specFor(prefix + k, property));
     }
   };
-  const { host, port, dataDir, ...rest } = DEFAULTS;
-  walk({ host, port, dataDir }, "");
-  specs.push(specFor("store", ""), specFor("secret", ""));
-  walk(rest as Record<string, unknown>, "");
+  walk(OPTIONS_SCHEMA, "");
   return specs;
 })();
 
@@ -179,11 +119,25 @@ function parseList(text: string): string[] {
     .filter((s) => s.length > 0);
 }
 
-/** A flag's or environment variable's text → the option's value. */
+/** A flag's or environment variable's text → the option's value, checked against its declaration. */
 export function parseText(spec: OptionSpec, text: string, where: string): unknown {
+  const value = readText(spec, text, where);
+  const issues = check(spec.schema, value, spec.key);
+  if (issues.length > 0) {
+    // An option with a title speaks of itself by it: "TIDINGS_LOG_LEVEL: log level must be one of …".
+    const title = spec.schema.title;
+    const named = typeof title === "string" ? issues.map((i) => (i.path === spec.key ? { ...i, path: title } : i)) : issues;
+    configError(`${where}: ${formatIssues(named, spec.key, "option")}`);
+  }
+  return value;
+}
+
+function readText(spec: OptionSpec, text: string, where: string): unknown {
   switch (spec.kind) {
     case "string":
       return text;
+    case "enum":
+      return text.trim();
     case "int":
       return parseInteger(text, where);
     case "duration":
@@ -200,48 +154,36 @@ export function parseText(spec: OptionSpec, text: string, where: string): unknow
       return parseList(text);
     case "json":
       return parseJson(text, where);
-    case "level":
-      return checkLevel(text.trim(), where);
-    case "databases":
+    case "list-or-json":
       return /^\s*[[{]/.test(text) ? parseJson(text, where) : parseList(text);
   }
 }
 
-function checkLevel(value: unknown, where: string): string {
-  if (typeof value !== "string" || !(LEVELS as readonly string[]).includes(value)) {
-    configError(`${where}: log level must be one of ${LEVELS.join(", ")}.`);
+/** Config-file durations and sizes may be strings with a unit (`"5m"`, `"8MiB"`): made numbers in place. */
+function convertUnits(doc: Record<string, unknown>, file: string): void {
+  for (const spec of OPTION_SPECS) {
+    if (spec.kind !== "duration" && spec.kind !== "bytes") continue;
+    const path = spec.key.split(".");
+    const leaf = path.pop()!;
+    let holder: unknown = doc;
+    for (const part of path) holder = typeof holder === "object" && holder !== null ? (holder as Record<string, unknown>)[part] : undefined;
+    if (typeof holder !== "object" || holder === null) continue;
+    const value = (holder as Record<string, unknown>)[leaf];
+    if (typeof value !== "string") continue;
+    const where = `${file}: ${spec.key}`;
+    (holder as Record<string, unknown>)[leaf] = spec.kind === "duration" ? parseDurationMs(value, where, "milliseconds") : parseBytes(value, where);
   }
-  return value;
-}
-
-/** A config-file value → the option's value: numbers as in TidingsOptions, or strings with units. */
-function fromFile(spec: OptionSpec, value: unknown, where: string): unknown {
-  if (typeof value === "string" && spec.kind === "duration") return parseDurationMs(value, where, "milliseconds");
-  if (typeof value === "string" && spec.kind === "bytes") return parseBytes(value, where);
-  const ok: Record<OptionKind, (v: unknown) => boolean> = {
-    string: (v) => typeof v === "string",
-    int: (v) => typeof v === "number" && Number.isInteger(v) && v >= 0,
-    duration: (v) => typeof v === "number" && v >= 0,
-    bytes: (v) => typeof v === "number" && Number.isInteger(v) && v >= 0,
-    bool: (v) => typeof v === "boolean",
-    list: (v) => Array.isArray(v) && v.every((s) => typeof s === "string"),
-    json: () => true,
-    level: (v) => typeof v === "string",
-    databases: (v) => Array.isArray(v) || (typeof v === "object" && v !== null),
-  };
-  if (!ok[spec.kind](value)) configError(`${where}: ${JSON.stringify(value)} is not a valid ${spec.kind}.`);
-  // The file's own path in the sentence: `tidings.json: accessRules[0]: unknown key "channel"…`.
-  if (spec.key === "accessRules") checkAccessRules(value, where);
-  if (spec.key === "databases") checkDatabases(value, where);
-  if (spec.kind === "level") checkLevel(value, where);
-  return value;
 }
 
 // ---- sources ------------------------------------------------------------------------------
 
 type Layer = Map<string, unknown>;
 
-/** Reads a JSON config file shaped like TidingsOptionsInput; unknown keys are refused (typos). */
+/**
+ * Reads a JSON config file shaped like TidingsOptionsInput. Every unknown key and wrong
+ * type is refused at once, each with its path: `tidings.json: unknown option
+ * "accessRules[0].channel" (did you mean "channels"?); databases.app.bus must be true or false, got "no".`
+ */
 export function readConfigFile(path: string): Layer {
   let text: string;
   try {
@@ -251,22 +193,14 @@ export function readConfigFile(path: string): Layer {
   }
   const doc = parseJson(text, `config file ${path}`);
   if (typeof doc !== "object" || doc === null || Array.isArray(doc)) configError(`The config file ${path} must hold a JSON object.`);
+  convertUnits(doc as Record<string, unknown>, path);
+  assertOptionsShape(doc, `${path}: `);
   const layer: Layer = new Map();
-  const walk = (obj: Record<string, unknown>, prefix: string): void => {
-    for (const [k, v] of Object.entries(obj)) {
-      const key = prefix + k;
-      const spec = BY_KEY.get(key);
-      if (spec !== undefined) {
-        layer.set(key, fromFile(spec, v, `${path}: ${key}`));
-      } else if (typeof v === "object" && v !== null && !Array.isArray(v) && OPTION_SPECS.some((s) => s.key.startsWith(`${key}.`))) {
-        walk(v as Record<string, unknown>, `${key}.`);
-      } else {
-        const hint = OPTION_SPECS.find((s) => s.key.toLowerCase().startsWith(key.toLowerCase().replace(/ms$/, "")));
-        configError(`${path}: unknown option ${JSON.stringify(key)}${hint ? ` (did you mean ${JSON.stringify(hint.key)}?)` : ""}.`);
-      }
-    }
-  };
-  walk(doc as Record<string, unknown>, "");
+  for (const spec of OPTION_SPECS) {
+    let value: unknown = doc;
+    for (const part of spec.key.split(".")) value = typeof value === "object" && value !== null ? (value as Record<string, unknown>)[part] : undefined;
+    if (value !== undefined) layer.set(spec.key, value);
+  }
   return layer;
 }
 
@@ -325,20 +259,18 @@ export function loadOptionsInput(sources: ConfigSources = {}): TidingsOptionsInp
 
 // ---- commander ----------------------------------------------------------------------------
 
-function defaultText(spec: OptionSpec): string {
-  if (spec.key === "store") return "sqlite:<data-dir>/tidings.db";
-  if (spec.key === "secret") return "generated in <data-dir>/secret";
-  let value: unknown = DEFAULTS;
-  for (const part of spec.key.split(".")) value = (value as Record<string, unknown>)[part];
+/** The default as help and docs/configuration.md show it: `5m`, `64KiB`, `none`. */
+export function defaultTextOf(spec: OptionSpec): string {
+  if (typeof spec.schema.defaultText === "string") return spec.schema.defaultText;
+  const value = spec.schema.default;
   if (spec.kind === "duration" && typeof value === "number") return formatDuration(value);
   if (spec.kind === "bytes" && typeof value === "number") return formatBytes(value);
-  if (spec.kind === "databases") return Object.keys(value as object).join(",");
-  if (value === "") return "none";
+  if (value === "" || value === undefined) return "none";
   return Array.isArray(value) ? value.join(",") || "none" : String(value);
 }
 
 function placeholder(kind: OptionKind): string {
-  if (kind === "databases" || kind === "list") return "list";
+  if (kind === "list-or-json" || kind === "list") return "list";
   if (kind === "json") return "json";
   if (kind === "duration") return "duration";
   if (kind === "bytes") return "size";
@@ -359,7 +291,7 @@ export function addServerOptions(cmd: Command): Command {
   addConfigOption(cmd);
   for (const spec of OPTION_SPECS) {
     cmd.addOption(
-      new Option(`${spec.flag} <${placeholder(spec.kind)}>`, `${spec.description} [${spec.env}; default: ${defaultText(spec)}]`).helpGroup(
+      new Option(`${spec.flag} <${placeholder(spec.kind)}>`, `${spec.description} [${spec.env}; default: ${defaultTextOf(spec)}]`).helpGroup(
         helpGroup(spec.key),
       ),
     );

@@ -1,13 +1,8 @@
 import { TidingsError } from "../errors.js";
 import { isPlainObject } from "../core/messages.js";
 import type { CommandError, CommandOutcome } from "../stores/store.js";
+import { ADDRESS, METHOD } from "../protocol/command-bodies.js";
 
-/** Addresses name a client, e.g. `software_dev.buildbot:5`. */
-export const ADDRESS = /^[A-Za-z0-9_.:-]{1,200}$/;
-/** Method names are identifiers, as a JS proxy property or a Python attribute would be. */
-export const METHOD = /^[A-Za-z_$][A-Za-z0-9_$.:-]{0,99}$/;
-/** Claimer names chosen by HTTP clients. */
-export const CLAIMER = /^[A-Za-z0-9_.:-]{1,100}$/;
 const MAX_KEY_LENGTH = 200;
 const CONTROL = /[\u0000-\u001f\u007f]/;
 

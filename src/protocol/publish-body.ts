@@ -1,41 +1,45 @@
-import { TidingsError } from "./errors.js";
+import { Type, type Static } from "@sinclair/typebox";
+import { parseWire } from "./validate.js";
 
 /**
  * The publish body, the same on HTTP (`POST /<db>/publish`) and the WebSocket (`publish`):
  * `{"channel", "message"}` or `{"messages": [{"channel", "message"}, ..]}`. Each error names
  * the field that is wrong; the message itself (its `type`, size) is checked by the core.
  */
-export interface PublishEntry {
-  readonly channel: string;
-  readonly message: unknown;
-}
+const SHAPE = '{"channel": "...", "message": {"type": "...", ...}} or {"messages": [{"channel", "message"}, ..]}';
+
+export const PUBLISH_ENTRY = Type.Object(
+  {
+    channel: Type.String({ description: "the channel, e.g. `invoice:42`", errorCode: "TIDINGS_ERR_CHANNEL_INVALID" }),
+    message: Type.Unknown({ description: 'a JSON object with a string `type`: `{"type": "refresh", ...}`' }),
+  },
+  { errorMessage: `must be a JSON object: ${SHAPE}.`, requiredMessage: `send ${SHAPE}.` },
+);
+
+export const PUBLISH_BATCH = Type.Object({
+  messages: Type.Array(PUBLISH_ENTRY, {
+    minItems: 1,
+    description: "published atomically, in this order",
+    errorMessage: "must be a non-empty list of {channel, message}.",
+  }),
+});
+
+export const PUBLISH_BODY = Type.Union([PUBLISH_ENTRY, PUBLISH_BATCH], {
+  description: "one message, or several published atomically",
+  errorMessage: `must be a JSON object: ${SHAPE}.`,
+});
+
+export type PublishEntry = Static<typeof PUBLISH_ENTRY>;
 
 export type PublishBody = { readonly one: PublishEntry } | { readonly many: readonly PublishEntry[] };
 
-const SHAPE = '{"channel": "...", "message": {"type": "...", ...}} or {"messages": [{"channel", "message"}, ..]}';
-
-function invalid(message: string): never {
-  throw new TidingsError("TIDINGS_ERR_REQUEST_INVALID", message);
-}
-
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
-}
-
-/** `where` names the object in the sentence: "The body", "messages[2]". */
-function entry(value: unknown, where: string): PublishEntry {
-  if (!isObject(value)) invalid(`${where} must be a JSON object: ${SHAPE}.`);
-  const missing = ["channel", "message"].filter((k) => value[k] === undefined);
-  if (missing.length > 0) {
-    const fields = missing.map((k) => `"${k}"`).join(" and ");
-    invalid(`${where} has no ${fields} field${missing.length > 1 ? "s" : ""}: send ${SHAPE}.`);
-  }
-  return { channel: value.channel as string, message: value.message };
-}
-
-/** `name` is what the sentences call the whole: "The body" (HTTP), "The publish data" (WebSocket). */
-export function parsePublishBody(body: unknown, name = "The body"): PublishBody {
-  if (!isObject(body) || body.messages === undefined) return { one: entry(body, name) };
-  if (!Array.isArray(body.messages) || body.messages.length === 0) invalid("messages must be a non-empty list of {channel, message}.");
-  return { many: body.messages.map((m: unknown, i: number) => entry(m, `messages[${i}]`)) };
+/**
+ * `subject` is what the sentences call the whole: "The body" (HTTP), "The publish data"
+ * (WebSocket). The key `messages` tells the two forms apart, so that errors speak of the
+ * form meant (and `{"channel", "message", "messages": "x"}` is a bad batch, not a message).
+ */
+export function parsePublishBody(body: unknown, subject = "The body"): PublishBody {
+  const batch = typeof body === "object" && body !== null && !Array.isArray(body) && (body as { messages?: unknown }).messages !== undefined;
+  if (batch) return { many: parseWire(PUBLISH_BATCH, body, subject).messages };
+  return { one: parseWire(PUBLISH_ENTRY, body, subject) };
 }

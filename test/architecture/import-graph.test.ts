@@ -4,7 +4,7 @@
  */
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { cycles, importGraph, reachable } from "./import-graph.js";
+import { cycles, importGraph, packageImports, reachable } from "./import-graph.js";
 
 const graph = importGraph();
 const ENGINE = /^src\/stores\/(memory|sqlite|postgres|redis)\//;
@@ -44,6 +44,13 @@ describe("the import graph of src/", () => {
 
   it("keeps src/protocol free of everything but src/protocol", () => {
     assert.deepEqual(violations("src/protocol/", FORBIDDEN["src/protocol/"]!), []);
+  });
+
+  it("lets src/protocol use no package but TypeBox (its schemas), so that the wire formats stay browser-safe", () => {
+    const outside = [...packageImports()]
+      .filter(([module]) => module.startsWith("src/protocol/"))
+      .flatMap(([module, packages]) => packages.filter((p) => p !== "@sinclair/typebox").map((p) => `${module} -> ${p}`));
+    assert.deepEqual(outside, []);
   });
 
   it("keeps the core free of commands, transports and engines", () => {

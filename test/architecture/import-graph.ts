@@ -25,14 +25,29 @@ function code(text: string): string {
   return text.replace(/\/\*[\s\S]*?\*\//g, "").replace(/(^|[^:"'`])\/\/.*$/gm, "$1");
 }
 
+function specifiers(file: string): string[] {
+  return [...code(readFileSync(file, "utf8")).matchAll(SPECIFIER)].map((m) => m[1] ?? m[2] ?? m[3]!);
+}
+
+/** module -> the packages it imports (`node:fs`, `@sinclair/typebox`; subpaths cut to the package). */
+export function packageImports(): Map<string, string[]> {
+  const imports = new Map<string, string[]>();
+  for (const file of sourcesUnder(join(ROOT, "src"))) {
+    const packages = specifiers(file)
+      .filter((spec) => !spec.startsWith("."))
+      .map((spec) => spec.split("/").slice(0, spec.startsWith("@") ? 2 : 1).join("/"));
+    imports.set(relative(ROOT, file), [...new Set(packages)].sort());
+  }
+  return imports;
+}
+
 /** module -> the src modules it imports (outside src/, e.g. scripts/, and packages are left out). */
 export function importGraph(): Map<string, string[]> {
   const graph = new Map<string, string[]>();
   for (const file of sourcesUnder(join(ROOT, "src"))) {
     const from = relative(ROOT, file);
     const targets = new Set<string>();
-    for (const m of code(readFileSync(file, "utf8")).matchAll(SPECIFIER)) {
-      const spec = m[1] ?? m[2] ?? m[3]!;
+    for (const spec of specifiers(file)) {
       if (!spec.startsWith(".")) continue;
       const target = resolve(dirname(file), spec.replace(/\.js$/, ".ts"));
       const rel = relative(ROOT, target);

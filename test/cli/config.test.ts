@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { DEFAULTS, resolveOptions } from "../../src/options.js";
 import { loadOptionsInput, OPTION_SPECS } from "../../src/cli/config.js";
 import { TidingsError } from "../../src/errors.js";
-import { post, runCliOk, serve, tempDir } from "./cli-process.js";
+import { post, runCli, runCliOk, serve, tempDir } from "./cli-process.js";
 
 describe("configuration: flags > TIDINGS_* > config file > defaults", () => {
   const dir = tempDir();
@@ -76,6 +76,43 @@ describe("configuration: flags > TIDINGS_* > config file > defaults", () => {
     fails(() => loadOptionsInput({ env: { TIDINGS_LOG_LEVEL: "loud" } }), /TIDINGS_LOG_LEVEL: log level must be one of/);
     fails(() => loadOptionsInput({ flags: { config: file("typo.json", { pollTimeout: 5 }) }, env: {} }), /unknown option "pollTimeout" \(did you mean "pollTimeoutMs"\?\)/);
     fails(() => loadOptionsInput({ flags: { config: join(dir.path, "missing.json") }, env: {} }), /Cannot read the config file/);
+  });
+
+  it("refuses each unknown key and wrong type of a config file with its path, and serve exits 2", async () => {
+    const typo = file("rule-typo.json", { accessRules: [{ channel: "chat:*" }] });
+    const off = file("bus-no.json", { databases: { app: { bus: "no" } } });
+    const both = file("both.json", { accessRules: [{ channels: "a:*", user: ["7"] }], databases: { app: { bus: "no", retention: { maxAgeHours: -1 } } }, ws: { maxPayload: 1.5 } });
+    const message = (path: string): string => {
+      try {
+        loadOptionsInput({ flags: { config: path }, env: {} });
+      } catch (e) {
+        assert.ok(e instanceof TidingsError && e.code === "TIDINGS_ERR_CONFIG");
+        return e.message;
+      }
+      return assert.fail(`${path} was accepted`);
+    };
+    assert.equal(message(typo), `${typo}: accessRules[0] has no "channels" field; unknown option "accessRules[0].channel" (did you mean "channels"?).`);
+    assert.equal(message(off), `${off}: databases.app.bus must be true or false, got "no".`);
+    assert.equal(
+      message(both),
+      `${both}: unknown option "accessRules[0].user" (did you mean "users"?); databases.app.bus must be true or false, got "no"; ` +
+        "databases.app.retention.maxAgeHours must be a number of at least 0, got -1; ws.maxPayload must be a whole number, got 1.5.",
+    );
+    for (const path of [typo, off]) {
+      const started = await runCli(["serve", "--config", path, "--store", "memory:", "--port", "0"]);
+      assert.equal(started.code, 2, started.stderr);
+      assert.match(started.stderr, path === typo ? /accessRules\[0\]\.channel/ : /databases\.app\.bus must be true or false/);
+    }
+  });
+
+  it("refuses wrong types from an embedder, a flag or a variable with the option's path", () => {
+    const fails = (fn: () => unknown, message: string) =>
+      assert.throws(fn, (e: unknown) => e instanceof TidingsError && e.code === "TIDINGS_ERR_CONFIG" && e.message === message);
+    fails(() => resolveOptions({ databases: { app: { bus: "no" as never } } }), 'databases.app.bus must be true or false, got "no".');
+    fails(() => resolveOptions({ port: 70_000 }), "port must be a number from 0 to 65535, got 70000.");
+    fails(() => resolveOptions({ logLevel: "loud" as never }), 'logLevel must be one of "fatal", "error", "warn", "info", "debug", "trace", "silent", got "loud".');
+    fails(() => loadOptionsInput({ env: { TIDINGS_ACCESS_RULES: '[{"channel":"x"}]' } }), 'TIDINGS_ACCESS_RULES: accessRules[0] has no "channels" field; unknown option "accessRules[0].channel" (did you mean "channels"?).');
+    fails(() => loadOptionsInput({ flags: { wsMaxPayload: "0" }, env: {} }), "--ws-max-payload: ws.maxPayload must be a positive number, got 0.");
   });
 
   it("reaches every option of TidingsOptions", () => {

@@ -2,7 +2,7 @@ import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { dirname, join, normalize } from "node:path";
-import { OPTION_SPECS } from "../../src/cli/config.js";
+import { defaultTextOf, OPTION_SPECS } from "../../src/cli/config.js";
 import { ERRORS } from "../../src/errors.js";
 
 const read = (path: string): string => readFileSync(new URL(`../../${path}`, import.meta.url), "utf8");
@@ -12,6 +12,15 @@ describe("operator documentation", () => {
     const doc = read("docs/configuration.md");
     const missing = OPTION_SPECS.flatMap((s) => [`\`${s.key}\``, `\`${s.flag}\``, `\`${s.env}\``]).filter((name) => !doc.includes(name));
     assert.deepEqual(missing, []);
+  });
+
+  it("docs/configuration.md gives each option's declared default, as `tidings serve --help` shows it", () => {
+    const rows = read("docs/configuration.md").split("\n");
+    const wrong = OPTION_SPECS.flatMap((s) => {
+      const cell = rows.find((l) => l.startsWith(`| \`${s.key}\` |`))?.split(" | ")[3]?.replaceAll("`", "");
+      return cell?.startsWith(defaultTextOf(s)) ? [] : [`${s.key}: documented ${cell}, declared ${defaultTextOf(s)}`];
+    });
+    assert.deepEqual(wrong, []);
   });
 
   it("docs/errors.md documents every error code with its HTTP status", () => {

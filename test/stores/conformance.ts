@@ -63,7 +63,7 @@ export function describeStore(name: string, harness: StoreHarness): void {
   describe(`store conformance: ${name}`, { skip: harness.skip ?? false }, () => {
     let store: Store;
     before(async () => {
-      store = await harness.create();
+      store = appendsReadable(await harness.create());
       await store.open();
     });
     after(async () => {
@@ -713,7 +713,7 @@ export function describeStore(name: string, harness: StoreHarness): void {
           const now = Date.now();
           await store.claimOwner(db, "client:x", "u1", { now, ttlMs: 3_600_000, maxPerOwner: 10 });
           await store.close();
-          store = await reopen();
+          store = appendsReadable(await reopen());
           await store.open();
           const all = await store.read(db, { after: out[1]!.id, limit: 10 });
           assert.equal(all.gap, false);
@@ -728,6 +728,28 @@ export function describeStore(name: string, harness: StoreHarness): void {
       });
     }
   });
+}
+
+/**
+ * The store with `append` resolving once what it appended is readable. On PostgreSQL a commit
+ * becomes readable only when every older transaction of the server has ended (the late-commit
+ * guard of DESIGN §3), and a shared server's other sessions hold such transactions: what the
+ * contract promises is "readable, in order, soon", which this waits for, with a deadline.
+ */
+function appendsReadable(store: Store): Store {
+  const append = store.append.bind(store);
+  store.append = async (db, entries) => {
+    const out = await append(db, entries);
+    const last = out.at(-1)?.id;
+    for (const end = Date.now() + 15_000; last !== undefined; ) {
+      const head = await store.head(db);
+      if (head !== null && head >= last) break;
+      if (Date.now() > end) throw new Error(`appended ${last} was not readable within 15 s (head ${head})`);
+      await sleep(20);
+    }
+    return out;
+  };
+  return store;
 }
 
 export function sleep(ms: number): Promise<void> {

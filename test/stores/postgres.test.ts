@@ -95,6 +95,11 @@ async function idsOnceReadable(store: PostgresStore, db: string, count: number):
   return ids;
 }
 
+/** Resolves once `store` can read `db` through `id` (see idsOnceReadable). */
+async function readableThrough(store: PostgresStore, db: string, id: string): Promise<void> {
+  await waitForAsync(async () => ((await store.head(db)) ?? "") >= id, 30_000);
+}
+
 async function waitForAsync(cond: () => Promise<boolean>, timeoutMs: number): Promise<void> {
   const end = Date.now() + timeoutMs;
   while (!(await cond())) {
@@ -138,6 +143,7 @@ describe("postgres engine", { skip }, () => {
     try {
       const db = freshDb("pool");
       const [m] = await ok.append(db, [entry("c")]);
+      await readableThrough(ok, db, m!.id);
       assert.equal((await ok.read(db, { after: null, limit: 5 })).messages[0]?.id, m!.id);
     } finally {
       await ok.close();
@@ -317,6 +323,7 @@ describe("postgres engine", { skip }, () => {
       const [viaPool] = await writer.appendInTransaction(a, db, [entry("c", { n: 5 })]);
       await assert.rejects(a`SELECT ${a(SCHEMA)}.publish(${db}, 'c', '{"n": 6}'::jsonb)`, /non-empty string "type"/);
 
+      await readableThrough(reader, db, viaPool!.id);
       const all = await reader.read(db, { after: null, limit: 10 });
       assert.deepEqual(
         all.messages.map((m) => [m.id, m.channel, m.type, parse(m)]),
@@ -341,6 +348,7 @@ describe("postgres engine", { skip }, () => {
     victim.onAppend((d) => d === db && woken.push(d));
     try {
       const before = await writer.append(db, [entry("c", { n: 0 })]);
+      await readableThrough(victim, db, before.at(-1)!.id);
       const first = await drain(victim, db, null);
       assert.deepEqual(first.map((m) => m.id), before.map((m) => m.id));
       await waitFor(() => woken.length > 0, 5000);
@@ -358,10 +366,12 @@ describe("postgres engine", { skip }, () => {
       const wokenAtAppend = woken.length;
       const later = await writer.append(db, [entry("c", { n: 1 }), entry("c", { n: 2 })]);
       await waitFor(() => woken.length > wokenAtAppend, 10_000);
+      await readableThrough(victim, db, later.at(-1)!.id);
       const rest = await drain(victim, db, first.at(-1)!.id);
       assert.deepEqual(rest.map((m) => m.id), later.map((m) => m.id));
       // Writes are not retried (they may have committed), but work again once reconnected.
       const own = await victim.append(db, [entry("c", { n: 3 })]);
+      await readableThrough(victim, db, own.at(-1)!.id);
       assert.deepEqual((await drain(victim, db, rest.at(-1)!.id)).map((m) => m.id), own.map((m) => m.id));
     } finally {
       await victim.close();
@@ -432,7 +442,9 @@ describe("postgres engine", { skip }, () => {
 
   it("trims in one instance at a time", async () => {
     const db = freshDb("trim");
-    await writer.append(db, Array.from({ length: 5 }, (_, i) => entry("c", { i })));
+    const out = await writer.append(db, Array.from({ length: 5 }, (_, i) => entry("c", { i })));
+    // Trimming removes only what is readable.
+    await readableThrough(writer, db, out.at(-1)!.id);
     const a = sqlAdmin();
     const locked = deferred();
     const release = deferred();

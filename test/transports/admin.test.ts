@@ -11,7 +11,7 @@ import type { Browser } from "playwright-core";
 import { chromiumSkip, launchChromium } from "../helpers/browser.js";
 import type { TidingsServer } from "../../src/server.js";
 import { RateMeter } from "../../src/core/rates.js";
-import { topChannels, type AdminStats, type RateView } from "../../src/transports/http/admin-stats.js";
+import { topChannels, type AdminStats, type RateView } from "../../src/admin/stats.js";
 import { startServer, TEST_SECRET, token } from "../helpers/server.js";
 import { readFileSync } from "node:fs";
 import { runCli } from "../cli/cli-process.js";

@@ -256,7 +256,12 @@ describe("long-poll and publish: bad requests", () => {
       const SHAPE = '{"channel": "...", "message": {"type": "...", ...}} or {"messages": [{"channel", "message"}, ..]}';
       await expectError(await publishRaw({ message: { type: "t" } }), 400, errorBody("TIDINGS_ERR_REQUEST_INVALID", `The body has no "channel" field: send ${SHAPE}.`));
       await expectError(await publishRaw({ channel: "room-1", type: "t" }), 400, errorBody("TIDINGS_ERR_REQUEST_INVALID", `The body has no "message" field: send ${SHAPE}.`));
-      await expectError(await publishRaw({ channel: 5, message: { type: "t" } }), 400, errorBody("TIDINGS_ERR_CHANNEL_INVALID", "A channel must be a string."));
+      await expectError(await publishRaw({ channel: 5, message: { type: "t" } }), 400, errorBody("TIDINGS_ERR_CHANNEL_INVALID", "channel must be a string, got 5."));
+      await expectError(
+        await publishRaw({ messages: [{ channel: "r", message: { type: "t" } }, { channel: ["r"], message: { type: "t" } }] }),
+        400,
+        errorBody("TIDINGS_ERR_CHANNEL_INVALID", 'messages[1].channel must be a string, got ["r"].'),
+      );
       await expectError(await publishRaw({ messages: [] }), 400, errorBody("TIDINGS_ERR_REQUEST_INVALID", "messages must be a non-empty list of {channel, message}."));
       await expectError(await publishRaw({ messages: [5] }), 400, errorBody("TIDINGS_ERR_REQUEST_INVALID", `messages[0] must be a JSON object: ${SHAPE}.`));
       await expectError(

@@ -1,8 +1,7 @@
 import { createHash } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
-import type { ServerContext } from "./context.js";
-import type { Router } from "./router.js";
+import { route, type RouteSpec } from "./router.js";
 
 // Both trees sit at the same depth (src/transports/http, dist/transports/http).
 const BUILT_SDK = new URL("../../browser/client.js", import.meta.url);
@@ -60,8 +59,8 @@ function demoPage(): { html: string; csp: string } {
 }
 
 /** `GET /client.js` (the browser SDK) and `GET /demo` (a page that uses it). */
-export function registerClientRoutes(_server: ServerContext, r: Router): void {
-  r.add("GET", "/client.js", async ({ req, res }) => {
+export function clientRoutes(): RouteSpec[] {
+  const sdk = route({ method: "GET", path: "/client.js", role: "public", summary: "The browser SDK (an ES module)", produces: "text/javascript", handler: async ({ req, res }) => {
     const { body, etag } = await sdkBundle();
     const headers = {
       etag,
@@ -78,9 +77,9 @@ export function registerClientRoutes(_server: ServerContext, r: Router): void {
     }
     res.writeHead(200, { ...headers, "content-type": "text/javascript; charset=utf-8", "content-length": Buffer.byteLength(body) });
     res.end(body);
-  });
+  } });
 
-  r.add("GET", "/demo", ({ res }) => {
+  const page = route({ method: "GET", path: "/demo", role: "public", summary: "A demo page that uses the SDK", produces: "text/html", handler: ({ res }) => {
     const { html, csp } = demoPage();
     res.writeHead(200, {
       "content-type": "text/html; charset=utf-8",
@@ -91,5 +90,6 @@ export function registerClientRoutes(_server: ServerContext, r: Router): void {
       "referrer-policy": "no-referrer",
     });
     res.end(html);
-  });
+  } });
+  return [sdk, page];
 }

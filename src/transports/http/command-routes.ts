@@ -1,19 +1,17 @@
 import { randomUUID } from "node:crypto";
 import type { ServerContext } from "./context.js";
-import type { RouteContext, Router } from "./router.js";
+import { route, type RouteContext, type RouteSpec } from "./router.js";
 import { TidingsError } from "../../errors.js";
 import { canPublish, type Identity } from "../../core/identity.js";
-import { isPlainObject, type JsonObject } from "../../core/messages.js";
 import type { CommandRecord, CommandState } from "../../stores/store.js";
 import { addressChannel, commandDelivery, commandView } from "../../protocol/commands.js";
 import { claimLoop } from "../../protocol/claim-loop.js";
-import { CLAIMER, parseOutcome, validateAddress } from "../../commands/validation.js";
-import { readJsonBody } from "./body.js";
+import { parseOutcome } from "../../commands/validation.js";
+import { CLAIM_BODY, CLAIMER_BODY, RELEASE_BODY, RESULT_BODY, SEND_COMMAND_BODY } from "../../protocol/command-bodies.js";
+import type { Static, TSchema } from "@sinclair/typebox";
 import { sendJson } from "./respond.js";
 
 const STATES: readonly CommandState[] = ["pending", "delivered", "running", "succeeded", "failed", "expired", "cancelled"];
-/** Most commands one claim hands out. */
-const MAX_CLAIM = 100;
 
 /**
  * The command API (docs/protocol/commands.md). Senders (publisher or admin role):
@@ -21,17 +19,29 @@ const MAX_CLAIM = 100;
  * `POST /<db>/commands/<id>/cancel`. Clients serving an address (token `addresses`, or
  * admin): `POST /<db>/commands/claim|renew|release`, `POST /<db>/commands/<id>/start|result`.
  */
-export function registerCommandRoutes(server: ServerContext, r: Router): void {
-  r.add("POST", "/:db/commands", (ctx) => send(server, ctx));
-  r.add("GET", "/:db/commands", (ctx) => list(server, ctx));
-  r.add("POST", "/:db/commands/claim", (ctx) => claim(server, ctx));
-  r.add("POST", "/:db/commands/renew", (ctx) => renew(server, ctx));
-  r.add("POST", "/:db/commands/release", (ctx) => release(server, ctx));
-  r.add("GET", "/:db/commands/:id", (ctx) => get(server, ctx));
-  r.add("POST", "/:db/commands/:id/cancel", (ctx) => cancel(server, ctx));
-  r.add("POST", "/:db/commands/:id/start", (ctx) => start(server, ctx));
-  r.add("POST", "/:db/commands/:id/result", (ctx) => result(server, ctx));
+export function commandRoutes(server: ServerContext): RouteSpec[] {
+  const wait = { wait: "seconds to wait for the command to be final (capped by pollTimeoutMs)" };
+  return [
+    route({ method: "POST", path: "/:db/commands", role: "publisher", summary: "Send a command to the client serving an address", body: SEND_COMMAND_BODY, query: wait, handler: (ctx) => send(server, ctx) }),
+    route({
+      method: "GET",
+      path: "/:db/commands",
+      role: "publisher",
+      summary: "List commands, newest first",
+      query: { address: "only this address", state: `comma list of ${STATES.join(", ")}`, since: "ISO 8601 or ms", until: "ISO 8601 or ms", limit: "most commands" },
+      handler: (ctx) => list(server, ctx),
+    }),
+    route({ method: "POST", path: "/:db/commands/claim", role: "address", summary: "Take pending commands of an address under a lease", body: CLAIM_BODY, handler: (ctx) => claim(server, ctx) }),
+    route({ method: "POST", path: "/:db/commands/renew", role: "address", summary: "Renew the leases of a claimer's running commands", body: CLAIMER_BODY, handler: (ctx) => renew(server, ctx) }),
+    route({ method: "POST", path: "/:db/commands/release", role: "address", summary: "Give a claimer's commands of an address back", body: RELEASE_BODY, handler: (ctx) => release(server, ctx) }),
+    route({ method: "GET", path: "/:db/commands/:id", role: "publisher", summary: "One command, or wait for its outcome", query: wait, handler: (ctx) => get(server, ctx) }),
+    route({ method: "POST", path: "/:db/commands/:id/cancel", role: "publisher", summary: "Cancel a command without an outcome", handler: (ctx) => cancel(server, ctx) }),
+    route({ method: "POST", path: "/:db/commands/:id/start", role: "address", summary: "Say that a claimed command runs", body: CLAIMER_BODY, handler: (ctx) => start(server, ctx) }),
+    route({ method: "POST", path: "/:db/commands/:id/result", role: "address", summary: "Report a command's result or error", body: RESULT_BODY, handler: (ctx) => result(server, ctx) }),
+  ];
 }
+
+type Body<T extends TSchema> = RouteContext<Static<T>>;
 
 // ---- senders ------------------------------------------------------------------------------------
 
@@ -45,10 +55,9 @@ async function sender(server: ServerContext, ctx: RouteContext): Promise<{ db: s
   return { db, who };
 }
 
-async function objectBody(server: ServerContext, ctx: RouteContext, who: Identity): Promise<JsonObject> {
-  const body = await readJsonBody(ctx.req, server.options.maxBodyBytes, { guard: server.bodies, key: `${ctx.params.db!}\u0000${who.user}` });
-  if (!isPlainObject(body)) throw new TidingsError("TIDINGS_ERR_REQUEST_INVALID", "The body must be a JSON object.");
-  return body;
+/** The body of a request, checked against its route's schema; counted against the caller's body caps. */
+function bodyOf<T>(server: ServerContext, ctx: RouteContext<T>, db: string, who: Identity): Promise<T> {
+  return ctx.readBody({ guard: server.bodies, key: `${db}\u0000${who.user}` });
 }
 
 /** `?wait=<seconds>` capped by the poll timeout; 0 when absent. */
@@ -84,25 +93,17 @@ async function waitFor(server: ServerContext, ctx: RouteContext, db: string, id:
  * → 201 with the command (200 when the idempotency key returned an earlier one);
  * `?wait=s` answers once it is final or after s seconds.
  */
-async function send(server: ServerContext, ctx: RouteContext): Promise<void> {
+async function send(server: ServerContext, ctx: Body<typeof SEND_COMMAND_BODY>): Promise<void> {
   const { db, who } = await sender(server, ctx);
-  const body = await objectBody(server, ctx, who);
+  const body = await bodyOf(server, ctx, db, who);
   const wait = waitMs(server, ctx.url);
-  const timeout = body.timeout;
-  if (timeout !== undefined && timeout !== null && (typeof timeout !== "number" || !(timeout > 0))) {
-    throw new TidingsError("TIDINGS_ERR_COMMAND_INVALID", "timeout must be a positive number of seconds.");
-  }
-  const deadline = body.deadline;
-  if (deadline !== undefined && deadline !== null && typeof deadline !== "string" && typeof deadline !== "number") {
-    throw new TidingsError("TIDINGS_ERR_COMMAND_INVALID", "deadline must be an ISO 8601 date or milliseconds since the epoch.");
-  }
   // Taken before sending: a 429 must not follow a command that was stored.
   const release = parkSlot(server, db, who, wait > 0);
   try {
-    const sent = await server.bus.commands.send(db, body.address as string, body.method as string, body.args as unknown[], {
-      deadline: deadline ?? null,
-      timeoutMs: typeof timeout === "number" ? timeout * 1000 : null,
-      idempotencyKey: body.idempotency_key as string | null | undefined,
+    const sent = await server.bus.commands.send(db, body.address, body.method, body.args, {
+      deadline: body.deadline ?? null,
+      timeoutMs: typeof body.timeout === "number" ? body.timeout * 1000 : null,
+      idempotencyKey: body.idempotency_key,
     });
     const command = wait > 0 ? await waitFor(server, ctx, db, sent.command.id, wait) : sent.command;
     sendJson(ctx.res, sent.created ? 201 : 200, commandView(command));
@@ -174,23 +175,11 @@ function claimerKey(who: Identity, claimer: string): string {
   return `http:${who.user}:${claimer}`;
 }
 
-async function client(server: ServerContext, ctx: RouteContext): Promise<{ db: string; who: Identity; body: JsonObject }> {
+async function client<T>(server: ServerContext, ctx: RouteContext<T>): Promise<{ db: string; who: Identity; body: T }> {
   const db = ctx.params.db!;
   server.bus.assertServes(db);
   const who = await server.authenticate(db, ctx.req);
-  return { db, who, body: await objectBody(server, ctx, who) };
-}
-
-function claimerOf(body: JsonObject, required: boolean): string | null {
-  const c = body.claimer;
-  if (c === undefined || c === null) {
-    if (required) throw new TidingsError("TIDINGS_ERR_REQUEST_INVALID", "claimer is required: the name the claim answer gave.");
-    return null;
-  }
-  if (typeof c !== "string" || !CLAIMER.test(c)) {
-    throw new TidingsError("TIDINGS_ERR_REQUEST_INVALID", "claimer must be 1 to 100 of A-Z a-z 0-9 _ . : -");
-  }
-  return c;
+  return { db, who, body: await bodyOf(server, ctx, db, who) };
 }
 
 function assertServes(server: ServerContext, who: Identity, address: string): void {
@@ -206,19 +195,13 @@ function assertServes(server: ServerContext, who: Identity, address: string): vo
  * parks until a command arrives. `cursor` is where a `POST /<db>/bus` on `command:<address>`
  * should resume to be woken by the next one.
  */
-async function claim(server: ServerContext, ctx: RouteContext): Promise<void> {
+async function claim(server: ServerContext, ctx: Body<typeof CLAIM_BODY>): Promise<void> {
   const { db, who, body } = await client(server, ctx);
-  const address = validateAddress(body.address);
+  const { address } = body;
   assertServes(server, who, address);
-  const claimer = claimerOf(body, false) ?? randomUUID();
+  const claimer = body.claimer ?? randomUUID();
   const limit = body.limit ?? 10;
-  if (typeof limit !== "number" || !Number.isInteger(limit) || limit < 1 || limit > MAX_CLAIM) {
-    throw new TidingsError("TIDINGS_ERR_REQUEST_INVALID", `limit must be an integer from 1 to ${MAX_CLAIM}.`);
-  }
   const waitS = body.wait ?? 0;
-  if (typeof waitS !== "number" || !Number.isFinite(waitS) || waitS < 0) {
-    throw new TidingsError("TIDINGS_ERR_REQUEST_INVALID", "wait must be a number of seconds.");
-  }
   const { bus } = server;
   const { commands } = bus;
   const key = claimerKey(who, claimer);
@@ -269,7 +252,7 @@ async function claim(server: ServerContext, ctx: RouteContext): Promise<void> {
 }
 
 /** Takes a parked-poll slot and aborts the wait when the client leaves or the server drains; returns the undo. */
-function park(server: ServerContext, ctx: RouteContext, db: string, who: Identity, abort: AbortController): () => void {
+function park(server: ServerContext, ctx: RouteContext<unknown>, db: string, who: Identity, abort: AbortController): () => void {
   const release = server.polls.acquire(`${db}\u0000${who.user}`);
   const stop = (): void => abort.abort();
   ctx.res.once("close", stop);
@@ -282,28 +265,24 @@ function park(server: ServerContext, ctx: RouteContext, db: string, who: Identit
 }
 
 /** `POST /<db>/commands/renew` `{"claimer"}` → `{"renewed": n}`: keeps running commands' leases. */
-async function renew(server: ServerContext, ctx: RouteContext): Promise<void> {
+async function renew(server: ServerContext, ctx: Body<typeof CLAIMER_BODY>): Promise<void> {
   const { db, who, body } = await client(server, ctx);
-  const claimer = claimerOf(body, true)!;
-  const renewed = await server.bus.commands.renew(db, claimerKey(who, claimer));
+  const renewed = await server.bus.commands.renew(db, claimerKey(who, body.claimer));
   sendJson(ctx.res, 200, { renewed });
 }
 
 /** `POST /<db>/commands/release` `{"claimer", "address"}` → `{"released": n}`: a client stopping cleanly. */
-async function release(server: ServerContext, ctx: RouteContext): Promise<void> {
+async function release(server: ServerContext, ctx: Body<typeof RELEASE_BODY>): Promise<void> {
   const { db, who, body } = await client(server, ctx);
-  const claimer = claimerOf(body, true)!;
-  const address = validateAddress(body.address);
-  assertServes(server, who, address);
-  const released = await server.bus.commands.release(db, claimerKey(who, claimer), [{ id: null, address }]);
+  assertServes(server, who, body.address);
+  const released = await server.bus.commands.release(db, claimerKey(who, body.claimer), [{ id: null, address: body.address }]);
   sendJson(ctx.res, 200, { released });
 }
 
 /** `POST /<db>/commands/<id>/start` `{"claimer"}` → the running command. */
-async function start(server: ServerContext, ctx: RouteContext): Promise<void> {
+async function start(server: ServerContext, ctx: Body<typeof CLAIMER_BODY>): Promise<void> {
   const { db, who, body } = await client(server, ctx);
-  const claimer = claimerOf(body, true)!;
-  const command = await server.bus.commands.start(db, ctx.params.id!, claimerKey(who, claimer));
+  const command = await server.bus.commands.start(db, ctx.params.id!, claimerKey(who, body.claimer));
   sendJson(ctx.res, 200, commandView(command));
 }
 
@@ -311,10 +290,9 @@ async function start(server: ServerContext, ctx: RouteContext): Promise<void> {
  * `POST /<db>/commands/<id>/result` `{"claimer", "result": …}` or `{"claimer", "error": {"message", "code"?, "data"?}}`
  * → the final command. 404 unknown id, 403 not held by this claimer, 409 already final, 400/413 malformed.
  */
-async function result(server: ServerContext, ctx: RouteContext): Promise<void> {
+async function result(server: ServerContext, ctx: Body<typeof RESULT_BODY>): Promise<void> {
   const { db, who, body } = await client(server, ctx);
-  const claimer = claimerOf(body, true)!;
-  const { claimer: _claimer, ...answer } = body;
+  const { claimer, ...answer } = body;
   const outcome = parseOutcome(answer, server.options.commands.maxResultBytes);
   const command = await server.bus.commands.complete(db, ctx.params.id!, claimerKey(who, claimer), outcome);
   sendJson(ctx.res, 200, commandView(command));

@@ -3,7 +3,7 @@ import type { IncomingMessage } from "node:http";
 import { TidingsError } from "../../errors.js";
 import type { ServerContext } from "./context.js";
 import type { RouteContext } from "./router.js";
-import { adminCaller } from "./admin-routes.js";
+import { adminCaller } from "./admin-caller.js";
 
 /**
  * `GET /metrics` (Prometheus text). Metrics name databases, users' connection counts and

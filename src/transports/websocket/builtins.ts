@@ -6,10 +6,10 @@ import type { ClaimKeeper } from "../../core/access.js";
 import { TidingsError } from "../../errors.js";
 import { parseSubscriptionSpec, type SubscriptionSpec } from "../../protocol/rohrpost.js";
 import type { ConnectionApi } from "./connection-api.js";
-import type { RequestContext } from "./request-context.js";
+import type { RohrpostRequestContext } from "./rohrpost-request-context.js";
 
 /** A request the server answers itself; its return value is the reply's `data`. */
-export type Builtin = (conn: ConnectionApi, ctx: RequestContext) => Promise<unknown>;
+export type Builtin = (conn: ConnectionApi, ctx: RohrpostRequestContext) => Promise<unknown>;
 
 /** `ping` is answered at once by the connection (no queueing behind other requests). */
 export const BUILTINS: ReadonlyMap<string, Builtin> = new Map<string, Builtin>([
@@ -23,7 +23,7 @@ export const BUILTINS: ReadonlyMap<string, Builtin> = new Map<string, Builtin>([
  * `auth` with `{"token": "<JWT>"}` (or the token as a string), or Tryton's
  * `{"session": "<base64 login:user_id:key>"}`. Replies with who the connection now is.
  */
-async function auth(conn: ConnectionApi, ctx: RequestContext): Promise<unknown> {
+async function auth(conn: ConnectionApi, ctx: RohrpostRequestContext): Promise<unknown> {
   const data = ctx.request.data;
   const token = typeof data === "string" ? data : isPlainObject(data) && typeof data.token === "string" ? data.token : null;
   const session = isPlainObject(data) && typeof data.session === "string" ? data.session : null;
@@ -78,7 +78,7 @@ function keeperOf(conn: ConnectionApi, who: Identity): ClaimKeeper {
  * `subscribe`: all channels or none (a forbidden one is named in the error). The reply comes
  * after the first read, so that it can say `gap: true`; the pushes follow it.
  */
-async function subscribe(conn: ConnectionApi, ctx: RequestContext): Promise<unknown> {
+async function subscribe(conn: ConnectionApi, ctx: RohrpostRequestContext): Promise<unknown> {
   const who = ctx.requireIdentity();
   const { spec, channels } = parseSpec(ctx.request.data, conn.options.maxChannels);
   await conn.bus.access.assertCanRead(conn.db, who, channels);
@@ -89,14 +89,14 @@ async function subscribe(conn: ConnectionApi, ctx: RequestContext): Promise<unkn
 }
 
 /** `unsubscribe`: the same forms as subscribe; channels not subscribed are ignored. */
-async function unsubscribe(conn: ConnectionApi, ctx: RequestContext): Promise<unknown> {
+async function unsubscribe(conn: ConnectionApi, ctx: RohrpostRequestContext): Promise<unknown> {
   const { spec, channels } = parseSpec(ctx.request.data, conn.options.maxChannels);
   conn.unsubscribe(channels);
   return describe(spec, channels);
 }
 
 /** `publish` `{"channel", "message"}` → `{"message_id"}`, or `{"messages": [..]}` → `{"message_ids"}`. */
-async function publish(conn: ConnectionApi, ctx: RequestContext): Promise<unknown> {
+async function publish(conn: ConnectionApi, ctx: RohrpostRequestContext): Promise<unknown> {
   const who = ctx.requireIdentity();
   if (!canPublish(who)) throw new TidingsError("TIDINGS_ERR_ROLE_FORBIDDEN", "Publishing needs the publisher or admin role.");
   const parsed = parsePublishBody(ctx.request.data, "The publish data");

@@ -1,12 +1,13 @@
 import type { AccessControl } from "../../core/access.js";
 import type { HandlerContext, HandlerRegistry, HandlerRequest } from "../../core/handlers.js";
-import { isPlainObject } from "../../core/messages.js";
 import { TidingsError } from "../../errors.js";
 import type { TidingsOptions } from "../../options.js";
 import { FRAME } from "../../protocol/commands.js";
 import type { CommandDispatcher } from "../../commands/dispatcher.js";
 import type { CommandService } from "../../commands/service.js";
-import { parseOutcome, validateAddress } from "../../commands/validation.js";
+import { parseOutcome } from "../../commands/validation.js";
+import { ADDRESS_DATA } from "../../protocol/command-bodies.js";
+import { parseWire } from "../../protocol/validate.js";
 
 /** What the command frames need: where to register, who may serve, and the commands. */
 export interface CommandWireDeps {
@@ -41,10 +42,7 @@ export function registerCommandHandlers(bus: CommandWireDeps): void {
   }
 
   function addressOf(req: HandlerRequest): string {
-    if (!isPlainObject(req.data)) {
-      throw new TidingsError("TIDINGS_ERR_REQUEST_INVALID", 'data must be an object {"address": …}.');
-    }
-    return validateAddress(req.data.address);
+    return parseWire(ADDRESS_DATA, req.data, "data").address;
   }
 
   function commandId(req: HandlerRequest): string {

@@ -19,7 +19,7 @@ import { CLOSE, type CloseReason } from "./close-codes.js";
 import { frameText } from "./frame.js";
 import { Outbox, type FlushScheduler } from "./outbox.js";
 import type { PacedStream } from "../../core/paced-stream.js";
-import { RequestContext } from "./request-context.js";
+import { RohrpostRequestContext } from "./rohrpost-request-context.js";
 import { ConnectionCredentials } from "./credentials.js";
 import { FrameBudget } from "./frame-budget.js";
 import { Subscriptions } from "./subscriptions.js";
@@ -162,7 +162,7 @@ export class Connection implements ConnectionApi {
       return;
     }
     this.pending++;
-    const ctx = new RequestContext(this, req);
+    const ctx = new RohrpostRequestContext(this, req);
     if (builtin !== undefined) {
       this.control = this.control.then(() => this.run(ctx, () => builtin(this, ctx), false));
       return;
@@ -177,7 +177,7 @@ export class Connection implements ConnectionApi {
     void gate.then(() => this.run(ctx, () => handler!(ctx, req), true));
   }
 
-  private async run(ctx: RequestContext, fn: () => unknown, application: boolean): Promise<void> {
+  private async run(ctx: RohrpostRequestContext, fn: () => unknown, application: boolean): Promise<void> {
     try {
       if (this.state !== "open") return;
       if (ctx.request.authJwt !== null) await this.adoptToken(ctx.request.authJwt);

@@ -1,19 +1,16 @@
-import { bearerToken } from "../../auth/credentials.js";
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
-import type { IncomingMessage } from "node:http";
-import { decodeJwt } from "jose";
-import { readCookie } from "../../auth/authenticate.js";
-import type { DbLog } from "../../core/db-log.js";
-import type { Identity } from "../../core/identity.js";
-import { RateMeter } from "../../core/rates.js";
-import { TidingsError } from "../../errors.js";
-import type { ServerContext } from "./context.js";
-import type { RouteContext, Router } from "./router.js";
-import { sendJson } from "./respond.js";
-import { collectStats } from "./admin-stats.js";
+import type { DbLog } from "../core/db-log.js";
+import type { Identity } from "../core/identity.js";
+import { RateMeter } from "../core/rates.js";
+import { TidingsError } from "../errors.js";
+import type { ServerContext } from "../transports/http/context.js";
+import { route, type RouteContext, type RouteSpec } from "../transports/http/router.js";
+import { sendJson } from "../transports/http/respond.js";
+import { adminCaller } from "../transports/http/admin-caller.js";
+import { collectStats } from "./stats.js";
 
-const PAGE_URL = new URL("../../../web/admin.html", import.meta.url);
+const PAGE_URL = new URL("../../web/admin.html", import.meta.url);
 
 /** Headers of every admin answer: nothing sniffed, framed, or leaked through the Referer. */
 const HARDENING = {
@@ -60,14 +57,14 @@ function loadPage(): Page {
  * commands. Admin role only; an admin token of one database sees that database, one for
  * "*" sees every database this process serves.
  */
-export function registerAdminRoutes(server: ServerContext, r: Router): void {
+export function adminRoutes(server: ServerContext): RouteSpec[] {
   const startedAt = Date.now();
   const rates = new RateMeter(300);
   const detach = rates.attach(server.bus);
   server.onDrain(detach);
   const { html, csp } = loadPage();
 
-  r.add("GET", "/admin", ({ res }) => {
+  const page = route({ method: "GET", path: "/admin", role: "public", summary: "The admin page (its data needs an admin token)", produces: "text/html", handler: ({ res }) => {
     res.writeHead(200, {
       "content-type": "text/html; charset=utf-8",
       "content-length": Buffer.byteLength(html),
@@ -76,12 +73,19 @@ export function registerAdminRoutes(server: ServerContext, r: Router): void {
       ...HARDENING,
     });
     res.end(html);
+  } });
+  const stats = route({
+    method: "GET",
+    path: "/admin/api/stats",
+    role: "admin",
+    summary: "Live connections, channels, message rates and commands",
+    query: { db: "only this database" },
+    handler: async (ctx) => {
+      const logs = await servedLogs(server, ctx);
+      sendJson(ctx.res, 200, await collectStats(server.bus, rates, logs, startedAt), HARDENING);
+    },
   });
-
-  r.add("GET", "/admin/api/stats", async (ctx) => {
-    const logs = await servedLogs(server, ctx);
-    sendJson(ctx.res, 200, await collectStats(server.bus, rates, logs, startedAt), HARDENING);
-  });
+  return [page, stats];
 }
 
 /** The logs the caller may see: `?db=` alone, else the token's database, or every loaded one for "*". */
@@ -107,34 +111,4 @@ async function servedLogs(server: ServerContext, { req, url }: RouteContext): Pr
 function assertAdmin(who: Identity): Identity {
   if (who.role !== "admin") throw new TidingsError("TIDINGS_ERR_ROLE_FORBIDDEN", "The admin page needs the admin role.");
   return who;
-}
-
-/**
- * The caller of a request that names no database: a Bearer token or the session cookie.
- * The token's own `db` claim picks the database it is verified for; the verification then
- * checks the signature and that the verified claim is that same database.
- */
-export async function adminCaller(server: ServerContext, req: IncomingMessage): Promise<Identity> {
-  const authorization = req.headers.authorization;
-  let token: string | null = null;
-  let via: Identity["via"] = "jwt";
-  if (authorization !== undefined && authorization.length > 0) {
-    token = bearerToken(authorization);
-    if (token === null) {
-      throw new TidingsError("TIDINGS_ERR_AUTH_INVALID", "The admin API accepts Bearer tokens or the session cookie.");
-    }
-  } else {
-    token = readCookie(req.headers.cookie, server.options.sessionCookie);
-    via = "cookie";
-    if (token) server.authenticator.checkCookieOrigin(req.headers);
-  }
-  if (!token) throw new TidingsError("TIDINGS_ERR_AUTH_REQUIRED");
-  let db: unknown;
-  try {
-    db = decodeJwt(token).db;
-  } catch (cause) {
-    throw new TidingsError("TIDINGS_ERR_AUTH_INVALID", "Invalid token.", { cause });
-  }
-  if (typeof db !== "string") throw new TidingsError("TIDINGS_ERR_AUTH_INVALID", "The token lacks a subject or a database.");
-  return server.authenticator.fromToken(db, token, via);
 }

@@ -1,16 +1,16 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Socket } from "node:net";
-import type { ServerContext } from "../http/context.js";
+import type { ServerContext } from "./context.js";
 import type { Identity } from "../../core/identity.js";
-import type { RouteContext } from "../http/router.js";
+import type { RouteContext } from "./router.js";
 import { TidingsError } from "../../errors.js";
 import { validateChannelList } from "../../core/channels.js";
 import { MAX_CURSOR_LENGTH, parsePollBody, pollResponse, type PollBodyError } from "../../protocol/tryton-bus.js";
-import { onBodyText, parseJson, type BodySink } from "../http/body.js";
+import { onBodyText, parseJson, type BodySink } from "./body.js";
 import type { Delivery } from "../../core/listener.js";
 import type { PollRequest, PollSink } from "../../core/poll.js";
-import { sendJsonText } from "../http/respond.js";
-import type { UserBytes } from "../http/user-bytes.js";
+import { sendJsonText } from "./respond.js";
+import type { UserBytes } from "./user-bytes.js";
 
 const BODY_ERRORS: Record<PollBodyError["kind"], TidingsError> = {
   "not-object": new TidingsError("TIDINGS_ERR_REQUEST_INVALID", 'The body must be a JSON object {"last_message", "channels"}.'),

@@ -9,7 +9,7 @@ import type { ConnectionApi } from "./connection-api.js";
  * What a handler (built-in or the application's) gets for one request: the connection's
  * identity and helpers, and reply/error bound to this request. A request is answered once.
  */
-export class RequestContext implements HandlerContext {
+export class RohrpostRequestContext implements HandlerContext {
   answered = false;
 
   constructor(

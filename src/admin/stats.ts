@@ -1,7 +1,7 @@
-import type { TidingsBus } from "../../bus.js";
-import type { DbLog } from "../../core/db-log.js";
-import type { RateMeter } from "../../core/rates.js";
-import type { CommandRecord, CommandState } from "../../stores/store.js";
+import type { TidingsBus } from "../bus.js";
+import type { DbLog } from "../core/db-log.js";
+import type { RateMeter } from "../core/rates.js";
+import type { CommandRecord, CommandState } from "../stores/store.js";
 
 /** Channels listed per database, those with the most listeners first. */
 export const TOP_CHANNELS = 50;

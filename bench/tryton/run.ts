@@ -1,7 +1,7 @@
 /**
  * trytond's own bus and tidings side by side, fed by the same trytond publishes.
  *
- *   node --import tsx bench/tryton/run.ts [--loads 50x25,50x100,100x100] [--seconds 5]
+ *   node --import tsx bench/tryton/run.ts [--loads 50x25,50x100,100x100] [--seconds 5] [--buses trytond,tidings]
  *
  * One Tryton database (cloned from the tests' template), trytond 6.0 as a server process
  * (its own LongPollingBus), tidings as a server process (`tryton.url`), and one trytond
@@ -10,24 +10,40 @@
  * each bus at the same time, every client polling as a Tryton client does (one message per
  * answer, re-polling from the last message_id, Tryton session header). A notification
  * carries its sequence number and send time: per bus, lost / duplicated / out-of-order
- * deliveries, deliveries/s and latency quantiles (send to receipt).
+ * deliveries, deliveries/s (from the first publish to the last delivery, at least the
+ * publishing time) and latency quantiles, from the publisher's request and from
+ * trytond's commit (the publisher's answer). Clients run in processes of their own
+ * (bench/tryton/clients.ts, 50 each). A notification counts as lost when no client of a bus
+ * has it 6 s (trytond: it keeps messages 5 s) or 30 s (tidings) after the last publish.
+ * The CPU time of every process, and how long its main thread waited for a CPU, are printed
+ * per load: on a shared machine they tell a saturated bus from a starved one.
+ * TIDINGS_BENCH_CPU_PROF=<dir> writes a V8 CPU profile of the tidings process there.
  */
-import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
-import { Agent, request } from "node:http";
+import { fork, spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { Histogram } from "../longpoll/histogram.js";
+import { cpuMs } from "../longpoll/proc-stats.js";
+import type { ClientsReport } from "./clients.js";
 import { adminSql, dropDatabase, SERVER_URL, uniqueName } from "../../test/tryton/helpers.js";
 import { ADMIN_PASSWORD, cloneTemplate, login, PYTHON, TrytondServer, trytondSkip, trytondVersion, writeConfig, type Session } from "../../test/tryton/trytond.js";
 
 const HERE = fileURLToPath(new URL(".", import.meta.url));
 const PUBLISH_PY = fileURLToPath(new URL("../../test/tryton/trytond_publish.py", import.meta.url));
 
-const { values } = parseArgs({ options: { loads: { type: "string", default: "50x25,50x100,100x100" }, seconds: { type: "string", default: "5" } } });
+const { values } = parseArgs({
+  options: {
+    loads: { type: "string", default: "50x25,50x100,100x100" },
+    seconds: { type: "string", default: "5" },
+    // `--buses tidings` leaves trytond's clients out: what the machine gives tidings alone.
+    buses: { type: "string", default: "trytond,tidings" },
+  },
+});
+const BUSES = new Set(values.buses!.split(","));
 const LOADS = values.loads!.split(",").map((l) => l.split("x").map(Number) as [number, number]);
 const SECONDS = Number(values.seconds);
 
@@ -36,79 +52,59 @@ interface BusResult {
   lost: number;
   duplicated: number;
   outOfOrder: number;
+  /** From the publisher's request to receipt. */
   latency: Histogram;
+  /** From trytond's commit (the publisher's "ok") to receipt. */
+  fromCommit: Histogram;
+  /** Failed polls by error text (each costs the client a 50 ms pause). */
+  errors: Map<string, number>;
+  /** Receipt time of the last delivery (epoch ms). */
+  lastAt: number;
 }
 
-/** One long-polling client of one bus, as Tryton clients poll. */
-class Client {
-  private cursor: string | null = null;
-  private seen = new Set<number>();
-  private maxSeq = -1;
-  stopped = false;
-  constructor(
-    private readonly url: string,
-    private readonly session: Session,
-    private readonly agent: Agent,
-    private readonly out: BusResult,
-    private readonly id: string,
-  ) {}
+const CLIENTS_PER_PROCESS = 50;
 
-  async run(): Promise<void> {
-    while (!this.stopped) {
-      let body: { message: { message_id: string; title: string; body: string } | null };
-      try {
-        body = await this.poll();
-      } catch {
-        if (!this.stopped) await new Promise((r) => setTimeout(r, 50));
-        continue;
-      }
-      const m = body.message;
-      if (m === null) continue;
-      this.cursor = m.message_id;
-      if (m.title === "warm-up") continue;
-      const seq = Number(m.title);
-      this.out.latency.record(Date.now() - Number(m.body));
-      this.out.delivered++;
-      if (this.seen.has(seq)) this.out.duplicated++;
-      else this.seen.add(seq);
-      if (seq < this.maxSeq) this.out.outOfOrder++;
-      this.maxSeq = Math.max(this.maxSeq, seq);
-    }
-  }
-
-  missing(total: number): number {
-    return total - this.seen.size;
-  }
-
-  private poll(): Promise<{ message: { message_id: string; title: string; body: string } | null }> {
-    const payload = JSON.stringify({ last_message: this.cursor, channels: [`client:${this.id}`] });
-    return new Promise((resolve, reject) => {
-      const req = request(this.url, {
-        method: "POST",
-        agent: this.agent,
-        headers: { "content-type": "application/json", "content-length": Buffer.byteLength(payload), authorization: this.session.header },
-      });
-      req.on("error", reject);
-      req.on("response", (res) => {
-        let text = "";
-        res.setEncoding("utf8");
-        res.on("data", (c: string) => (text += c));
-        res.on("end", () => {
-          if (res.statusCode !== 200) return reject(new Error(`${res.statusCode} ${text.slice(0, 200)}`));
-          try {
-            resolve(JSON.parse(text));
-          } catch (e) {
-            reject(e);
-          }
-        });
-      });
-      req.end(payload);
+/** Forks the clients of one bus, `CLIENTS_PER_PROCESS` per process; resolves once all polled. */
+async function startClients(url: string, session: Session, count: number, name: string, load: number): Promise<ChildProcess[]> {
+  const procs: ChildProcess[] = [];
+  for (let first = 0; first < count; first += CLIENTS_PER_PROCESS) {
+    const n = Math.min(CLIENTS_PER_PROCESS, count - first);
+    const proc = fork(join(HERE, "clients.ts"), [url, session.header, String(n), `${name}-${first}`, String(load)], {
+      execArgv: ["--import", "tsx"],
+      stdio: ["ignore", "inherit", "inherit", "ipc"],
     });
+    procs.push(proc);
   }
+  await Promise.all(
+    procs.map((p) => new Promise((ok, fail) => p.once("message", ok).once("exit", (code) => fail(new Error(`clients exited ${code}`))))),
+  );
+  for (const p of procs) {
+    progress.set(p, 0);
+    p.on("message", (m: { distinct?: number }) => m.distinct !== undefined && progress.set(p, m.distinct));
+  }
+  return procs;
+}
+
+/** Distinct notifications received so far by each clients process. */
+const progress = new Map<ChildProcess, number>();
+
+function stopClients(procs: ChildProcess[], total: number): Promise<ClientsReport[]> {
+  return Promise.all(
+    procs.map(
+      (p) =>
+        new Promise<ClientsReport>((ok) => {
+          p.removeAllListeners("exit");
+          p.removeAllListeners("message");
+          p.on("message", (m: Partial<ClientsReport>) => m.receipts !== undefined && ok(m as ClientsReport));
+          p.send({ total });
+        }),
+    ),
+  );
 }
 
 function startTidings(db: string, dir: string): Promise<{ url: string; child: ChildProcess }> {
-  const child = spawn(process.execPath, ["--import", "tsx", join(HERE, "tidings-process.ts"), SERVER_URL, db, join(dir, "tidings.db")], {
+  const prof = process.env.TIDINGS_BENCH_CPU_PROF ? ["--cpu-prof", "--cpu-prof-dir", process.env.TIDINGS_BENCH_CPU_PROF] : [];
+  const child = spawn(process.execPath, [...prof, "--import", "tsx", join(HERE, "tidings-process.ts"), SERVER_URL, db, join(dir, "tidings.db")], {
     stdio: ["ignore", "pipe", "inherit"],
   });
   return new Promise((resolve, reject) => {
@@ -117,60 +113,102 @@ function startTidings(db: string, dir: string): Promise<{ url: string; child: Ch
   });
 }
 
-async function runLoad(clients: number, rate: number, buses: Record<string, string>, session: Session, dir: string, db: string) {
+let loads = 0;
+
+async function runLoad(clients: number, rate: number, buses: Record<string, string>, session: Session, dir: string, db: string, pids: Record<string, number>) {
+  const loadNumber = ++loads;
   const results: Record<string, BusResult> = {};
-  const all: Client[] = [];
-  const byBus: Record<string, Client[]> = {};
-  const agents: Agent[] = [];
-  for (const [name, base] of Object.entries(buses)) {
-    const out: BusResult = { delivered: 0, lost: 0, duplicated: 0, outOfOrder: 0, latency: new Histogram() };
-    results[name] = out;
-    const agent = new Agent({ keepAlive: true, maxSockets: clients + 10 });
-    agents.push(agent);
-    byBus[name] = Array.from({ length: clients }, (_, i) => new Client(`${base}/${db}/bus`, session, agent, out, `${name}-${i}`));
-    all.push(...byBus[name]!);
-  }
-  const running = all.map((c) => c.run());
+  const byBus: Record<string, ChildProcess[]> = {};
+  for (const [name, base] of Object.entries(buses)) byBus[name] = await startClients(`${base}/${db}/bus`, session, clients, name, loadNumber);
   // Let every client park on both buses (trytond starts its listener on the first poll).
   await new Promise((r) => setTimeout(r, 1500));
 
   const publisher = spawn(PYTHON!, [PUBLISH_PY, writeConfig(dir), db], { stdio: ["pipe", "pipe", "inherit"] });
   const lines = createInterface({ input: publisher.stdout! });
   let acked = 0;
+  /** Commit time of each counted notification: the publisher answers in order, one line each. */
+  const committed: number[] = [];
   await new Promise<void>((ok) => lines.once("line", () => ok()));
   lines.on("line", (l) => {
     if (l !== "ok") throw new Error(`publisher: ${l}`);
-    acked++;
+    if (acked++ >= 20) committed.push(Date.now());
   });
   // Warm both buses and the publisher up (first transactions and JIT are slow), uncounted.
   for (let n = 0; n < 20; n++) {
-    publisher.stdin!.write(`${JSON.stringify({ user: 1, actions: [{ notify: { title: "warm-up", body: String(Date.now()), user: 1 } }] })}\n`);
+    publisher.stdin!.write(`${JSON.stringify({ user: 1, actions: [{ notify: { title: `${loadNumber}:warm-up`, body: String(Date.now()), user: 1 } }] })}\n`);
     await new Promise((r) => setTimeout(r, 50));
   }
   await new Promise((r) => setTimeout(r, 1500));
   const total = rate * SECONDS;
+  const cpu = (pid: number) => {
+    try {
+      return cpuMs(pid);
+    } catch {
+      return NaN;
+    }
+  };
+  /** Milliseconds the process's main thread was runnable but waiting for a CPU (/proc/<pid>/schedstat). */
+  const queued = (pid: number) => {
+    try {
+      return Number(readFileSync(`/proc/${pid}/schedstat`, "utf8").split(" ")[1]) / 1e6;
+    } catch {
+      return NaN;
+    }
+  };
+  const all_pids: Record<string, number> = { ...pids, publisher: publisher.pid!, "bench runner": process.pid };
+  for (const [name, procs] of Object.entries(byBus)) procs.forEach((p, i) => (all_pids[`${name} clients ${i + 1}`] = p.pid!));
+  const cpuBefore = Object.fromEntries(Object.entries(all_pids).map(([k, pid]) => [k, cpu(pid)]));
+  const queuedBefore = Object.fromEntries(Object.entries(all_pids).map(([k, pid]) => [k, queued(pid)]));
   const started = performance.now();
+  const startedAt = Date.now();
+  const sentAt: number[] = [];
   for (let seq = 0; seq < total; seq++) {
     const due = started + (seq * 1000) / rate;
     const wait = due - performance.now();
     if (wait > 0) await new Promise((r) => setTimeout(r, wait));
-    publisher.stdin!.write(`${JSON.stringify({ user: 1, actions: [{ notify: { title: String(seq), body: String(Date.now()), user: 1 } }] })}\n`);
+    sentAt.push(Date.now());
+    publisher.stdin!.write(`${JSON.stringify({ user: 1, actions: [{ notify: { title: `${loadNumber}:${seq}`, body: String(sentAt[seq]), user: 1 } }] })}\n`);
   }
   const publishSeconds = (performance.now() - started) / 1000;
-  // Then wait for the publisher, and give the buses 3 s to deliver the rest.
+  const pct = (ms: number) => Math.round(ms / (publishSeconds * 10));
+  const cpuShare = Object.entries(all_pids).map(
+    ([k, pid]) => `${k} ${pct(cpu(pid) - cpuBefore[k]!)} % (main thread waited for a CPU ${pct(queued(pid) - queuedBefore[k]!)} % of the time)`,
+  );
+  // Then wait for the publisher.
   const deadline = Date.now() + 30_000;
   while (acked < total + 20 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
   const exited = new Promise<number | null>((r) => publisher.once("exit", (code) => r(code)));
   publisher.stdin!.end();
   if ((await exited) !== 0) throw new Error("the trytond publisher failed");
-  await new Promise((r) => setTimeout(r, 3000));
-  for (const c of all) c.stopped = true;
-  // Parked polls are abandoned: the next load starts fresh clients.
-  for (const a of agents) a.destroy();
+  // Every notification is in the clients' hands, or none will come any more: trytond keeps a
+  // message 5 s (6 s after the last publish), tidings keeps it (30 s, then it counts as lost).
+  const end = Date.now();
+  const complete = (name: string) => byBus[name]!.reduce((a, p) => a + (progress.get(p) ?? 0), 0) >= total * clients;
   for (const name of Object.keys(buses)) {
-    for (const c of byBus[name]!) results[name]!.lost += c.missing(total);
+    const limit = end + (name === "trytond" ? 6000 : 30_000);
+    while (!complete(name) && Date.now() < limit) await new Promise((r) => setTimeout(r, 100));
   }
-  return { results, running, total, publishSeconds, acked };
+  // Parked polls are abandoned: the next load starts fresh clients.
+  for (const name of Object.keys(buses)) {
+    const r: BusResult = { delivered: 0, lost: 0, duplicated: 0, outOfOrder: 0, latency: new Histogram(), fromCommit: new Histogram(), errors: new Map(), lastAt: startedAt };
+    results[name] = r;
+    for (const rep of await stopClients(byBus[name]!, total)) {
+      r.delivered += rep.delivered;
+      r.lost += rep.missing;
+      r.duplicated += rep.duplicated;
+      r.outOfOrder += rep.outOfOrder;
+      r.latency.addSparse(rep.latency);
+      for (const [e, n] of rep.errors) r.errors.set(e, (r.errors.get(e) ?? 0) + n);
+      for (const [seq, at] of rep.receipts) {
+        if (committed[seq] !== undefined) r.fromCommit.record(at - committed[seq]!);
+        r.lastAt = Math.max(r.lastAt, at);
+      }
+    }
+  }
+  const lag = new Histogram();
+  // How far behind the publisher's requests trytond's commits were.
+  committed.forEach((at, seq) => lag.record(at - (sentAt[seq] ?? at)));
+  return { results, total, startedAt, acked, cpuShare, lag };
 }
 
 async function main(): Promise<void> {
@@ -184,18 +222,23 @@ async function main(): Promise<void> {
   try {
     const session = await login(trytond.url, db, "admin", ADMIN_PASSWORD);
     console.log(`trytond ${trytondVersion()} (werkzeug server, LongPollingBus) vs tidings (SQLite), ${SECONDS} s per load, node ${process.version}`);
-    console.log("| clients × notifications/s | bus | deliveries expected | delivered | lost | duplicated | out of order | deliveries/s | p50 ms | p99 ms |");
-    console.log("|---|---|---|---|---|---|---|---|---|---|");
+    console.log("| clients × notifications/s | bus | deliveries expected | delivered | lost | duplicated | out of order | deliveries/s | p50 ms | p99 ms | from commit p50 / p99 ms |");
+    console.log("|---|---|---|---|---|---|---|---|---|---|---|");
     for (const [clients, rate] of LOADS) {
-      const { results, running, total, publishSeconds } = await runLoad(clients, rate, { trytond: trytond.url, tidings: tidings.url }, session, dir, db);
+      const pids = { trytond: trytond.pid, tidings: tidings.child.pid! };
+      const buses = Object.fromEntries(Object.entries({ trytond: trytond.url, tidings: tidings.url }).filter(([name]) => BUSES.has(name)));
+      const { results, total, startedAt, cpuShare, lag } = await runLoad(clients, rate, buses, session, dir, db, pids);
       for (const [name, r] of Object.entries(results)) {
         const expected = total * clients;
-        const q = (p: number) => (r.latency.total === 0 ? "–" : r.latency.quantile(p).toFixed(1));
+        const q = (h: Histogram, p: number) => (h.total === 0 ? "–" : h.quantile(p).toFixed(1));
         console.log(
-          `| ${clients} × ${rate} | ${name} | ${expected} | ${r.delivered} | ${r.lost} (${((100 * r.lost) / expected).toFixed(1)} %) | ${r.duplicated} | ${r.outOfOrder} | ${Math.round(r.delivered / publishSeconds)} | ${q(0.5)} | ${q(0.99)} |`,
+          `| ${clients} × ${rate} | ${name} | ${expected} | ${r.delivered} | ${r.lost} (${((100 * r.lost) / expected).toFixed(1)} %) | ${r.duplicated} | ${r.outOfOrder} | ${Math.round(r.delivered / Math.max(SECONDS, (r.lastAt - startedAt) / 1000))} | ${q(r.latency, 0.5)} | ${q(r.latency, 0.99)} | ${q(r.fromCommit, 0.5)} / ${q(r.fromCommit, 0.99)} |`,
         );
       }
-      void Promise.allSettled(running);
+      for (const [name, r] of Object.entries(results)) {
+        if (r.errors.size > 0) console.log(`|   | (${name}: failed polls ${[...r.errors].map(([e, n]) => `${n} × ${e}`).join("; ")}) |`);
+      }
+      console.log(`|   | (publisher: commit p50 ${lag.quantile(0.5).toFixed(1)} / p99 ${lag.quantile(0.99).toFixed(1)} ms after the request; CPU while publishing: ${cpuShare.join(", ")}) |`);
     }
   } finally {
     tidings.child.kill("SIGTERM");

@@ -1,4 +1,5 @@
 import { FRAME, type CommandDelivery } from "../protocol/commands.js";
+import { parseServerFrame } from "../protocol/rohrpost.js";
 import { Backoff, sleep } from "./backoff.js";
 import { ClientEvents } from "./events.js";
 import { CommandRunner, type Methods, type Outcome } from "./runner.js";
@@ -166,14 +167,8 @@ export class WebSocketCommandClient extends ClientEvents implements CommandClien
   }
 
   private onFrame(raw: unknown): void {
-    if (typeof raw !== "string") return;
-    let frame: { id?: unknown; type?: unknown; data?: unknown; error?: unknown };
-    try {
-      frame = JSON.parse(raw) as typeof frame;
-    } catch {
-      return;
-    }
-    if (typeof frame !== "object" || frame === null) return;
+    const frame = parseServerFrame(raw);
+    if (frame === null) return;
     const { id, type, data, error } = frame;
     if (type === FRAME.command && typeof id === "string" && isDelivery(data)) {
       this.runner.deliver(data);

@@ -137,3 +137,21 @@ export function parseSubscriptionSpec(data: unknown): SubscriptionSpec | Subscri
   }
   return "shape";
 }
+
+/** A frame from the server as a client reads it: any object; null for text that is not one. */
+export interface ServerFrame {
+  readonly id?: unknown;
+  readonly type?: unknown;
+  readonly data?: unknown;
+  readonly error?: unknown;
+}
+
+export function parseServerFrame(raw: unknown): ServerFrame | null {
+  if (typeof raw !== "string") return null;
+  try {
+    const frame = JSON.parse(raw) as unknown;
+    return typeof frame === "object" && frame !== null ? (frame as ServerFrame) : null;
+  } catch {
+    return null;
+  }
+}

@@ -123,6 +123,8 @@ export function freePort(): Promise<number> {
 
 /** trytond serving on a free port; `stop()` checks it ran until stopped. */
 export class TrytondServer {
+  /** The server process (bench/tryton reads its CPU time). */
+  readonly pid: number;
   private exited: { code: number | null; signal: NodeJS.Signals | null } | null = null;
   private stderr = "";
 
@@ -130,6 +132,7 @@ export class TrytondServer {
     readonly url: string,
     private readonly child: ChildProcess,
   ) {
+    this.pid = child.pid!;
     child.stderr!.on("data", (c: Buffer) => (this.stderr = (this.stderr + c.toString()).slice(-4000)));
     child.on("exit", (code, signal) => (this.exited = { code, signal }));
   }

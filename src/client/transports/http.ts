@@ -44,6 +44,20 @@ export async function probe(ctx: TransportContext, signal?: AbortSignal): Promis
   if (!res.ok) throw new Error(`The server answered /healthz with HTTP ${res.status}.`);
 }
 
+/**
+ * Opening an HTTP transport (SSE, long-polling): the server answers /healthz within the
+ * liveness time, and a token is at hand before the first request.
+ */
+export async function openHttp(ctx: TransportContext, stop: AbortSignal): Promise<void> {
+  const d = deadline(ctx.livenessMs, stop);
+  try {
+    await probe(ctx, d.signal);
+  } finally {
+    d.clear();
+  }
+  await ctx.tokens.current();
+}
+
 /** An AbortSignal aborted after `ms` or when `parent` aborts. */
 export function deadline(ms: number, parent?: AbortSignal): { signal: AbortSignal; clear(): void } {
   const c = new AbortController();

@@ -1,5 +1,5 @@
 import { RemoteError } from "../types.js";
-import { deadline, probe, requestJson } from "./http.js";
+import { deadline, openHttp, requestJson } from "./http.js";
 import {
   AUTH_CODES,
   type BusMessage,
@@ -39,14 +39,8 @@ export class LongPollTransport implements Transport {
     this.ended = new Promise((resolve) => (this.end = resolve));
   }
 
-  async open(): Promise<void> {
-    const d = deadline(this.ctx.livenessMs, this.stop.signal);
-    try {
-      await probe(this.ctx, d.signal);
-    } finally {
-      d.clear();
-    }
-    await this.ctx.tokens.current();
+  open(): Promise<void> {
+    return openHttp(this.ctx, this.stop.signal);
   }
 
   /**

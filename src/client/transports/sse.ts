@@ -1,5 +1,5 @@
 import { SseParser } from "../sse-parser.js";
-import { deadline, probe, remoteError } from "./http.js";
+import { deadline, openHttp, remoteError } from "./http.js";
 import {
   AUTH_CODES,
   httpBase,
@@ -37,14 +37,8 @@ export class SseTransport implements Transport {
     this.watchdog = new Watchdog(ctx.livenessMs, () => this.finish(0, `nothing heard for ${ctx.livenessMs} ms (half-open connection)`));
   }
 
-  async open(): Promise<void> {
-    const d = deadline(this.ctx.livenessMs, this.stop.signal);
-    try {
-      await probe(this.ctx, d.signal);
-    } finally {
-      d.clear();
-    }
-    await this.ctx.tokens.current();
+  open(): Promise<void> {
+    return openHttp(this.ctx, this.stop.signal);
   }
 
   async sync(plan: StreamPlan, sink: StreamSink): Promise<void> {

@@ -1,4 +1,4 @@
-import { PUSH_TYPE } from "../../protocol/rohrpost.js";
+import { parseServerFrame, PUSH_TYPE } from "../../protocol/rohrpost.js";
 import { RemoteError } from "../types.js";
 import type { WebSocketLike } from "../websocket-like.js";
 import {
@@ -152,14 +152,8 @@ export class WebSocketTransport implements Transport {
   private frame(raw: unknown): void {
     if (this.finished) return;
     this.watchdog.feed();
-    if (typeof raw !== "string") return;
-    let frame: { id?: unknown; type?: unknown; data?: unknown; error?: unknown };
-    try {
-      frame = JSON.parse(raw) as typeof frame;
-    } catch {
-      return;
-    }
-    if (typeof frame !== "object" || frame === null) return;
+    const frame = parseServerFrame(raw);
+    if (frame === null) return;
     if (frame.type === PUSH_TYPE) {
       this.push(frame.data);
       return;

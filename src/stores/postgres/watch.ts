@@ -48,9 +48,15 @@ function fields(alias: string, columns: readonly string[]): string {
   return columns.map((c) => `${alias}.${ident(c)}`).join(", ");
 }
 
-/** The row's JSON text with only `columns`, in that order, compact (`{"id":42,"state":"paid"}`). */
-function objectJson(alias: string, columns: readonly string[]): string {
-  return `(SELECT row_to_json(x)::text FROM (SELECT ${fields(alias, columns)}) x)`;
+/**
+ * The row's JSON text with only `columns`, in that order, compact (`{"id":42,"state":"paid"}`),
+ * without its closing brace: what row_to_json() of a sub-select gives, built by concatenation
+ * (to_json per column), which costs a third of the sub-select per row on bulk statements.
+ */
+function objectJsonOpen(alias: string, columns: readonly string[]): string {
+  return columns
+    .map((c, i) => `${literal(`${i === 0 ? "{" : ","}${JSON.stringify(c)}:`)} || coalesce(to_json(${alias}.${ident(c)})::text, 'null')`)
+    .join(" || ");
 }
 
 /** A group template as an SQL text expression: NULL when a column it names is NULL. */
@@ -85,24 +91,35 @@ interface Compiled {
  * in the order the statement wrote them. Updates compare the columns typed, as compiled
  * when watched; a table whose columns changed since is compared through JSON (slower,
  * also covers the new columns) until it is watched again.
+ *
+ * Bulk statements pay per row (docs/benchmarks.md, "Model changes"): so a single group is
+ * computed inline rather than unnested, and the object is concatenated, not sub-selected.
  */
 function triggerBody(schema: string, db: string, w: Compiled): string {
   const s = ident(schema);
   const objectColumns = w.columns === null ? w.keyColumns : [...w.keyColumns.filter((k) => !w.columns!.includes(k)), ...w.columns];
-  const obj = (a: string) => objectJson(a, objectColumns);
-  const groups = (a: string) => `ARRAY[${w.groups.map((g) => groupExpression(a, g)).join(", ")}]::text[]`;
+  const open = (a: string) => objectJsonOpen(a, objectColumns);
+  const obj = (a: string) => `${open(a)} || '}'`;
+  const single = w.groups.length === 1;
+  // One group: its name as `group`; several: an array, unnested per row below.
+  const groups = (a: string) =>
+    single ? groupExpression(a, w.groups[0]!) : `ARRAY[${w.groups.map((g) => groupExpression(a, g)).join(", ")}]::text[]`;
   const key = (a: string) => `(${fields(a, w.keyColumns)})`;
   const rows = (table: string, json = false) =>
     `(SELECT row_number() OVER () AS tidings_ord, t.*${json ? ", row_to_json(t) AS tidings_json" : ""} FROM ${table} t)`;
+  // OFFSET 0 keeps \`c\` a sub-query: flattened, its expressions would be computed once per use.
+  const [from, channel, order] = single
+    ? ["", "c.groups", "c.phase, c.ord"]
+    : ["\n    CROSS JOIN LATERAL unnest(c.groups) WITH ORDINALITY AS g(channel, gi)", "g.channel", "c.phase, c.ord, g.gi"];
   const insert = (source: string) => `
     INSERT INTO ${s}.log (db, channel, type, payload)
-    SELECT ${literal(db)}, g.channel, ${literal(CHANGE_MESSAGE_TYPE)},
-      '{"type":"${CHANGE_MESSAGE_TYPE}","data":{"type":"' || c.kind || '","group":' || to_json(g.channel)::text || ',"object":' || c.obj || '}}'
-    FROM (${source}) c
-    CROSS JOIN LATERAL unnest(c.groups) WITH ORDINALITY AS g(channel, gi)
+    SELECT ${literal(db)}, ${channel}, ${literal(CHANGE_MESSAGE_TYPE)},
+      '{"type":"${CHANGE_MESSAGE_TYPE}","data":{"type":"' || c.kind || '","group":' || to_json(${channel})::text || ',"object":' || c.obj || '}}'
+    FROM (${source}
+      OFFSET 0) c${from}
     -- A group naming a NULL column is left out; so is a value no channel can hold.
-    WHERE g.channel IS NOT NULL AND length(g.channel) BETWEEN 1 AND 255 AND g.channel !~ '[[:cntrl:]]'
-    ORDER BY c.phase, c.ord, g.gi`;
+    WHERE ${channel} IS NOT NULL AND length(${channel}) BETWEEN 1 AND 255 AND ${channel} !~ '[[:cntrl:]]'
+    ORDER BY ${order}`;
   const created = insert(`SELECT 0 AS phase, n.tidings_ord AS ord, 'create' AS kind, ${obj("n")} AS obj, ${groups("n")} AS groups FROM ${rows("tidings_new")} n`);
   const deleted = insert(`SELECT 0 AS phase, o.tidings_ord AS ord, 'delete' AS kind, ${obj("o")} AS obj, ${groups("o")} AS groups FROM ${rows("tidings_old")} o`);
   // One join of the old and new rows by key. An update that changed the key is the old
@@ -113,7 +130,7 @@ function triggerBody(schema: string, db: string, w: Compiled): string {
         coalesce(n.tidings_ord, o.tidings_ord) AS ord,
         CASE WHEN o.tidings_ord IS NULL THEN 'create' WHEN n.tidings_ord IS NULL THEN 'delete' ELSE 'update' END AS kind,
         CASE WHEN n.tidings_ord IS NULL THEN ${obj("o")} WHEN o.tidings_ord IS NULL THEN ${obj("n")}
-          ELSE left(${obj("n")}, -1) || ',"updated_fields":' || to_json(f.fields)::text || '}' END AS obj,
+          ELSE ${open("n")} || ',"updated_fields":' || to_json(f.fields)::text || '}' END AS obj,
         CASE WHEN n.tidings_ord IS NULL THEN ${groups("o")} ELSE ${groups("n")} END AS groups
       FROM ${rows("tidings_new", json)} n FULL JOIN ${rows("tidings_old", json)} o ON ${key("o")} = ${key("n")}
       CROSS JOIN LATERAL (SELECT CASE WHEN n.tidings_ord IS NULL OR o.tidings_ord IS NULL THEN NULL ELSE ${changed} END AS fields) f
@@ -261,7 +278,8 @@ export async function watchTable(sql: postgres.Sql, schema: string, spec: WatchS
     await tx.unsafe(`
       CREATE FUNCTION ${fn}() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER
       -- JIT would compile the statement at every bulk write (estimates over transition tables are high): seconds, not milliseconds.
-      SET search_path = pg_catalog, pg_temp SET jit = off AS $tidings$${triggerBody(schema, spec.db, { keyColumns, columns, groups, tableColumns: [...tableColumns] })}
+      -- Old and new rows are joined by hashing: a merge join sorts both sides first (7 % more CPU on a bulk UPDATE).
+      SET search_path = pg_catalog, pg_temp SET jit = off SET enable_mergejoin = off AS $tidings$${triggerBody(schema, spec.db, { keyColumns, columns, groups, tableColumns: [...tableColumns] })}
       $tidings$`);
     for (const event of EVENTS) {
       const transition = event === "insert" ? "NEW TABLE AS tidings_new" : event === "delete" ? "OLD TABLE AS tidings_old" : "OLD TABLE AS tidings_old NEW TABLE AS tidings_new";

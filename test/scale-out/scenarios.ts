@@ -163,7 +163,9 @@ export async function nothingLostUnder(
     await assertEveryoneGot(subs, expected);
     if (resumeEvery !== undefined) {
       for (const s of subs) {
-        const times = Math.floor(s.received.length / resumeEvery);
+        // Messages already on their way when a connection is dropped can pass the next mark
+        // before it closes: that drop and the next are one resume.
+        const times = Math.floor(s.received.length / resumeEvery / 2);
         assert.ok(s.failovers >= times, `${s.label}: resumed ${s.failovers} times, at least ${times} on purpose`);
       }
     }

@@ -42,6 +42,10 @@ export interface SubscribeConfig {
   readonly channel: string;
   readonly transport: Transport;
   readonly connections: number;
+  /** Also report each delivery's message id and time (`times` in the stats), for delays measured from elsewhere. */
+  readonly keepTimes?: boolean;
+  /** Further channels each connection subscribes to. */
+  readonly moreChannels?: string[];
 }
 
 export interface SubscriberStats {
@@ -55,6 +59,8 @@ export interface SubscriberStats {
   readonly closed: number;
   /** Sparse latency histogram (bench/longpoll/histogram.ts). */
   readonly latency: Array<[number, number]>;
+  /** With `keepTimes`: [message id, delivery time] of every delivery, all connections. */
+  readonly times?: Array<[string, number]>;
 }
 
 export type ToSubscriber = { type: "start"; config: SubscribeConfig } | { type: "report" } | { type: "expect"; perConnection: number };

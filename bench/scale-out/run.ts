@@ -18,7 +18,7 @@
  * Each engine runs in a schema / key prefix of its own, removed at the end. Environment:
  * TIDINGS_BENCH_POSTGRES_URL, TIDINGS_BENCH_REDIS_URL.
  */
-import { fork, spawn, type ChildProcess } from "node:child_process";
+import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { cpus, loadavg } from "node:os";
 import { createInterface } from "node:readline";
@@ -28,6 +28,7 @@ import { Redis } from "ioredis";
 import { signToken } from "../../src/auth/tokens.js";
 import { Histogram } from "../longpoll/histogram.js";
 import { cpuMs } from "../longpoll/proc-stats.js";
+import { Worker } from "./worker.js";
 import { now, type FromPublisher, type FromSubscriber, type PublishMode, type PublishResult, type SubscribeConfig, type SubscriberStats } from "./ipc.js";
 
 const SECRET = "bench-scale-out-secret-bench-scale-out-secret";
@@ -72,50 +73,6 @@ function startInstance(storeUrl: string): Promise<Instance> {
     });
     child.once("exit", (code) => reject(new Error(`tidings serve exited with ${code}`)));
   });
-}
-
-/** A worker process speaking IPC; `next(type)` resolves with its next message of that type. */
-class Worker<In extends { type: string }> {
-  private readonly child: ChildProcess;
-  private readonly queue: In[] = [];
-  private readonly waiters: Array<{ type: string; resolve: (m: In) => void; reject: (e: Error) => void }> = [];
-
-  constructor(script: string) {
-    this.child = fork(fileURLToPath(new URL(script, HERE)), [], { execArgv: ["--import", "tsx"], stdio: ["ignore", "inherit", "inherit", "ipc"] });
-    this.child.on("message", (m: In) => {
-      if (m.type === "error") {
-        for (const w of this.waiters.splice(0)) w.reject(new Error(`${script}: ${(m as unknown as { text: string }).text}`));
-        return;
-      }
-      const i = this.waiters.findIndex((w) => w.type === m.type);
-      if (i >= 0) this.waiters.splice(i, 1)[0]!.resolve(m);
-      else this.queue.push(m);
-    });
-  }
-
-  send(m: unknown): void {
-    this.child.send(m as object);
-  }
-
-  next<T extends In["type"]>(type: T, timeoutMs = 120_000): Promise<Extract<In, { type: T }>> {
-    const i = this.queue.findIndex((m) => m.type === type);
-    if (i >= 0) return Promise.resolve(this.queue.splice(i, 1)[0] as Extract<In, { type: T }>);
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`no ${type} within ${timeoutMs} ms`)), timeoutMs);
-      this.waiters.push({
-        type,
-        resolve: (m) => {
-          clearTimeout(timer);
-          resolve(m as Extract<In, { type: T }>);
-        },
-        reject,
-      });
-    });
-  }
-
-  kill(): void {
-    this.child.kill("SIGKILL");
-  }
 }
 
 // ---- engines -----------------------------------------------------------------------------------
@@ -187,7 +144,7 @@ function instancesCpu(instances: readonly Instance[]): number {
 }
 
 async function publishWith(procs: number, mode: PublishMode, channel: string): Promise<PublishResult[]> {
-  const workers = Array.from({ length: procs }, () => new Worker<FromPublisher>("publisher.ts"));
+  const workers = Array.from({ length: procs }, () => new Worker<FromPublisher>(new URL("publisher.ts", HERE)));
   try {
     for (const w of workers) w.send({ type: "run", db: DB, channel, mode });
     return await Promise.all(workers.map(async (w) => (await w.next("done")).result));
@@ -222,7 +179,7 @@ async function throughput(engine: string, instances: readonly Instance[], scenar
 }
 
 async function subscribe(configs: SubscribeConfig[]): Promise<Worker<FromSubscriber>[]> {
-  const subs = configs.map(() => new Worker<FromSubscriber>("subscriber.ts"));
+  const subs = configs.map(() => new Worker<FromSubscriber>(new URL("subscriber.ts", HERE)));
   subs.forEach((s, i) => s.send({ type: "start", config: configs[i] }));
   await Promise.all(subs.map((s) => s.next("ready")));
   return subs;

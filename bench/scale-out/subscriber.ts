@@ -21,6 +21,7 @@ let closed = 0;
 let expected = Infinity;
 let reachedCount = 0;
 let stopping = false;
+let times: Array<[string, number]> | null = null;
 
 function deliver(conn: number, message: { message_id?: unknown; t?: unknown; warm?: unknown }): void {
   const t = now();
@@ -29,9 +30,14 @@ function deliver(conn: number, message: { message_id?: unknown; t?: unknown; war
   deliveries++;
   if (typeof message.t === "number" && message.warm !== true) hist.record(t - message.t);
   const id = String(message.message_id);
+  times?.push([id, t]);
   if (id <= lastIds[conn]!) outOfOrder++;
   lastIds[conn] = id;
   if (++counts[conn]! === expected && ++reachedCount === counts.length) send({ type: "reached" });
+}
+
+function channelsOf(c: SubscribeConfig): string[] {
+  return [c.channel, ...(c.moreChannels ?? [])];
 }
 
 function urlOf(c: SubscribeConfig, conn: number): string {
@@ -41,7 +47,7 @@ function urlOf(c: SubscribeConfig, conn: number): string {
 function websocket(c: SubscribeConfig, conn: number): Promise<void> {
   return new Promise((resolve, reject) => {
     const ws = new WebSocket(`${urlOf(c, conn).replace(/^http/, "ws")}/${c.db}/ws?token=${encodeURIComponent(c.token)}`);
-    ws.on("open", () => ws.send(JSON.stringify({ id: 1, type: "subscribe", data: { channels: [c.channel] } })));
+    ws.on("open", () => ws.send(JSON.stringify({ id: 1, type: "subscribe", data: { channels: channelsOf(c) } })));
     ws.on("message", (data) => {
       const frame = JSON.parse(data.toString()) as { id?: unknown; type?: string; error?: string; data?: { message?: { message_id?: unknown; t?: unknown; warm?: unknown } } };
       if (frame.type === "subscription-update" && frame.data?.message) deliver(conn, frame.data.message);
@@ -55,7 +61,7 @@ function websocket(c: SubscribeConfig, conn: number): Promise<void> {
 function sse(c: SubscribeConfig, conn: number): Promise<void> {
   return new Promise((resolve, reject) => {
     const url = new URL(`${urlOf(c, conn)}/${c.db}/events`);
-    url.searchParams.set("channels", c.channel);
+    url.searchParams.set("channels", channelsOf(c).join(","));
     url.searchParams.set("token", c.token);
     const req = request(url, { agent: false, headers: { accept: "text/event-stream" } });
     req.on("error", reject);
@@ -86,7 +92,7 @@ function longpoll(c: SubscribeConfig, conn: number): Promise<void> {
   const agent = new Agent({ keepAlive: true, maxSockets: 1 });
   let cursor: string | null = null;
   const poll = (): void => {
-    const body = JSON.stringify({ last_message: cursor, channels: [c.channel], max_messages: 100 });
+    const body = JSON.stringify({ last_message: cursor, channels: channelsOf(c), max_messages: 100 });
     const req = request(`${urlOf(c, conn)}/${c.db}/bus`, {
       method: "POST",
       agent,
@@ -114,6 +120,7 @@ function longpoll(c: SubscribeConfig, conn: number): Promise<void> {
 
 async function start(c: SubscribeConfig): Promise<void> {
   counts = new Int32Array(c.connections);
+  if (c.keepTimes) times = [];
   lastIds = Array.from({ length: c.connections }, () => "");
   const open = { websocket, sse, longpoll }[c.transport];
   for (let i = 0; i < c.connections; i += 100) {
@@ -144,6 +151,7 @@ process.on("message", (m: ToSubscriber) => {
       outOfOrder,
       closed,
       latency: hist.toSparse(),
+      ...(times !== null ? { times } : {}),
     });
   }
 });

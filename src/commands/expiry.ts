@@ -10,6 +10,8 @@ export interface ExpiryOptions {
   readonly horizonMs: number;
   /** Marks due commands of `db` expired (and announces them). */
   readonly expire: (db: string, now: number) => Promise<void>;
+  /** A run of the timer or the sweep failed (the store unreachable): the next sweep tries again. */
+  readonly onError: (error: unknown, db: string) => void;
 }
 
 interface Due {
@@ -38,7 +40,7 @@ export class ExpiryScheduler {
     this.dbs.add(db);
     if (this.sweep === undefined) {
       this.sweep = setInterval(() => {
-        for (const d of this.dbs) void this.run(d);
+        for (const d of this.dbs) this.runInBackground(d);
       }, this.options.intervalMs);
       this.sweep.unref?.();
     }
@@ -76,6 +78,11 @@ export class ExpiryScheduler {
     return p;
   }
 
+  /** `run` from a timer: nobody awaits it, so a failure is reported here rather than left unhandled (which ends the process). */
+  private runInBackground(db: string): void {
+    this.run(db).catch((e: unknown) => this.options.onError(e, db));
+  }
+
   private arm(): void {
     const next = this.heap[0];
     if (next === undefined || this.closed) return;
@@ -97,7 +104,7 @@ export class ExpiryScheduler {
       this.scheduled.delete(`${d.db}\u0000${d.at}`);
       due.add(d.db);
     }
-    for (const db of due) void this.run(db);
+    for (const db of due) this.runInBackground(db);
     this.arm();
   }
 

@@ -80,6 +80,7 @@ export class CommandService {
       intervalMs: bus.options.commands.expiryIntervalMs,
       horizonMs: EXPIRY_HORIZON_MS,
       expire: (db, now) => this.expireDue(db, now),
+      onError: (err, db) => this.bus.logger.warn({ err, db }, "command expiry failed; retrying on the next sweep"),
     });
   }
 

@@ -6,6 +6,7 @@
 import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { CLI, cleanEnv } from "../cli/cli-process.js";
+import { NodeProcess } from "../commands/processes.js";
 
 const FIXTURES = fileURLToPath(new URL("./fixtures/", import.meta.url));
 
@@ -37,9 +38,10 @@ function runWithin(args: readonly string[], env: Record<string, string>, timeout
   });
 }
 
-/** `node --import tsx test/faults/fixtures/<script>` with `env`. */
-export function runFixture(script: string, env: Record<string, string>, timeoutMs = 20_000): Promise<Finished> {
-  return runWithin(["--import", "tsx", `${FIXTURES}${script}`], env, timeoutMs);
+/** `node --import tsx test/faults/fixtures/<script>` left running, for a test to watch and kill. */
+export function startFixture(script: string, env: Record<string, string>): NodeProcess {
+  const child = spawn(process.execPath, ["--import", "tsx", `${FIXTURES}${script}`], { env: cleanEnv(env), stdio: ["pipe", "pipe", "pipe"] });
+  return new NodeProcess(child);
 }
 
 /** `tidings <args>`. */

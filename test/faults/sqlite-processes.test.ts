@@ -7,11 +7,11 @@
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { Cluster, publish, token } from "../scale-out/helpers.js";
-import { assertEveryoneGot, nothingLostUnder, oneOrderEverywhere, type Setup } from "../scale-out/scenarios.js";
+import { LoadPublisher, publish } from "../scale-out/helpers.js";
+import { assertEveryoneGot, nothingLostUnder, oneOrderEverywhere, startSetup, type Setup } from "../scale-out/scenarios.js";
 import { subscribeEverywhere } from "../scale-out/subscribers.js";
 import { sqliteFile } from "./sqlite-file.js";
-import { jsonLines, runFixture, runTidings } from "./processes.js";
+import { jsonLines, runTidings, startFixture } from "./processes.js";
 import { request, token as testToken } from "../helpers/server.js";
 import { NodeProcess, startClientProcess, startServerProcess } from "../commands/processes.js";
 
@@ -20,8 +20,7 @@ const file = sqliteFile();
 describe("two `tidings serve` and an application on one SQLite file", () => {
   let setup: Setup;
   before(async () => {
-    const cluster = await Cluster.start(file.storeUrl, 2);
-    setup = { cluster, engine: file, subscriber: await token("u1"), publisher: await token("app", "publisher") };
+    setup = await startSetup(file, 2);
   });
   after(async () => {
     await setup?.cluster.stop();
@@ -32,36 +31,51 @@ describe("two `tidings serve` and an application on one SQLite file", () => {
     await oneOrderEverywhere(setup);
   });
 
-  it("delivers an application's createBus publishes to live subscribers of both servers, and tail resumes before them", async () => {
+  it("delivers an application's createBus publishes up to its kill -9 mid-publish, to live subscribers and tail from before them", async () => {
     const { cluster, subscriber, publisher } = setup;
     const [a, b] = cluster.urls as [string, string];
     const ch = `app-${randomBytes(3).toString("hex")}`;
     const start = await publish(a, publisher, { channel: ch, message: { type: "start" } });
-    const subs = subscribeEverywhere([a, b], subscriber, [ch], start);
+    // Subscribers resume from their cursor every few messages, so some are catching up when it dies.
+    const subs = subscribeEverywhere([a, b], subscriber, [ch], start).map((s) => s.resumeEvery(40));
+    const app = startFixture("app-publisher.ts", { TIDINGS_TEST_STORE: file.storeUrl, TIDINGS_TEST_CHANNEL: ch });
+    const load = new LoadPublisher([a, b], publisher, ch, 2);
     try {
-      // The application publishes while server A publishes too: their appends interleave.
-      const app = runFixture("app-publisher.ts", { TIDINGS_TEST_STORE: file.storeUrl, TIDINGS_TEST_CHANNEL: ch, TIDINGS_TEST_COUNT: "40" });
-      const fromA: string[] = [];
-      for (let i = 0; i < 20; i++) fromA.push(await publish(a, publisher, { channel: ch, message: { type: "server", i } }));
-      const done = await app;
-      assert.equal(done.code, 0, done.stderr);
-      const appIds = jsonLines(done.stdout).find((e) => e.event === "published")!.ids as string[];
-      assert.equal(appIds.length, 40);
+      // The application publishes while both servers publish too: their appends interleave.
+      load.start();
+      const appAcked = (): string[] => app.events.filter((e) => e.event === "acked").flatMap((e) => e.ids as string[]);
+      await app.waitFor(() => appAcked().length >= 30, "30 acknowledged publishes of the application", 20_000);
+      await app.kill("SIGKILL");
+      assert.equal(app.child.signalCode, "SIGKILL", "the application died of the kill, not of an error of its own");
+      // The servers go on: publishes after the death reach everyone too.
+      await load.ackedMore(10);
+      await load.stop();
+      const acked = [...appAcked(), ...load.acked];
 
       const expected = await file.read([ch], start);
-      assert.deepEqual(new Set(expected.map((m) => m.id)), new Set([...appIds, ...fromA]), "the log holds what both acknowledged");
+      const logged = new Set(expected.map((m) => m.id));
+      assert.deepEqual(acked.filter((id) => !logged.has(id)), [], "every acknowledged publish is in the log");
+      const batches = new Map<number, number[]>();
+      expected.forEach((m, i) => {
+        const body = JSON.parse(m.json) as { type: string; batch?: number };
+        if (body.type === "app-batch") batches.set(body.batch!, [...(batches.get(body.batch!) ?? []), i]);
+      });
+      assert.ok(batches.size > 0, "the application published batches");
+      for (const [batch, at] of batches) {
+        assert.deepEqual(at, [at[0]!, at[0]! + 1, at[0]! + 2], `batch ${batch}: its three messages, one after the other`);
+      }
       await assertEveryoneGot(subs, expected);
 
-      // A cursor from before the application's messages returns them, through either server.
-      for (const url of [a, b]) {
-        const tail = await runTidings(
-          ["tail", "--url", url, "--db", "test", "--token", subscriber, "--channels", ch, "--last-message", start, "-n", String(expected.length)],
-        );
-        assert.equal(tail.code, 0, tail.stderr);
-        const got = jsonLines(tail.stdout).map((l) => (l.message as { message_id: string }).message_id);
-        assert.deepEqual(got, expected.map((m) => m.id), `tail through ${url}`);
-      }
+      // A cursor from before the application's messages returns them.
+      const tail = await runTidings(
+        ["tail", "--url", b, "--db", "test", "--token", subscriber, "--channels", ch, "--last-message", start, "-n", String(expected.length)],
+      );
+      assert.equal(tail.code, 0, tail.stderr);
+      const got = jsonLines(tail.stdout).map((l) => (l.message as { message_id: string }).message_id);
+      assert.deepEqual(got, expected.map((m) => m.id), "tail --last-message");
     } finally {
+      await load.stop();
+      await app.kill("SIGKILL");
       for (const s of subs) s.close();
     }
   });

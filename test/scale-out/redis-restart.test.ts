@@ -10,8 +10,8 @@ import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { PrivateRedis, redisEngine, redisServerMissing, type RedisEngine } from "./engines.js";
-import { Cluster, publish, token } from "./helpers.js";
-import { assertEveryoneGot, nothingLostUnder, type Setup } from "./scenarios.js";
+import { publish } from "./helpers.js";
+import { assertEveryoneGot, nothingLostUnder, startSetup, type Setup } from "./scenarios.js";
 import { subscribeEverywhere } from "./subscribers.js";
 
 const skip = process.env.CI === "true" ? false : redisServerMissing;
@@ -23,8 +23,7 @@ describe("instances on a Redis that crashes and restarts", { skip }, () => {
   before(async () => {
     redis = await PrivateRedis.start();
     engine = await redisEngine(redis.url);
-    const cluster = await Cluster.start(engine.storeUrl);
-    setup = { cluster, engine, subscriber: await token("u1"), publisher: await token("app", "publisher") };
+    setup = await startSetup(engine);
   });
   after(async () => {
     await setup?.cluster.stop();

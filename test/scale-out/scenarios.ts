@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import type { StoredMessage } from "../../src/stores/store.js";
 import type { Engine } from "./engines.js";
-import { LoadPublisher, publish, publishMany, type Cluster, type PublishItem } from "./helpers.js";
+import { Cluster, LoadPublisher, publish, publishMany, token, type PublishItem } from "./helpers.js";
 import { LongPollSubscriber, subscribeEverywhere, type Subscriber } from "./subscribers.js";
 
 export interface Setup {
@@ -18,6 +18,12 @@ export interface Setup {
   readonly subscriber: string;
   /** Token with the publisher role. */
   readonly publisher: string;
+}
+
+/** `instances` servers on `engine`, with a subscriber's and a publisher's token. */
+export async function startSetup(engine: Engine, instances = 3): Promise<Setup> {
+  const cluster = await Cluster.start(engine.storeUrl, instances);
+  return { cluster, engine, subscriber: await token("u1"), publisher: await token("app", "publisher") };
 }
 
 function tag(): string {
@@ -115,6 +121,13 @@ export async function oneOrderEverywhere({ cluster, engine, subscriber, publishe
   }
 }
 
+export interface FaultPlan {
+  /** Times `fault` strikes, with 40 acknowledged publishes between strikes (default 1). */
+  readonly strikes?: number;
+  /** Every subscriber drops its connection after every `resumeEvery` messages and resumes from its cursor. */
+  readonly resumeEvery?: number;
+}
+
 /**
  * A publisher publishes without pause through A and B and keeps every acknowledged id;
  * subscribers of every transport listen on every instance. `fault` strikes mid-stream;
@@ -125,16 +138,21 @@ export async function oneOrderEverywhere({ cluster, engine, subscriber, publishe
 export async function nothingLostUnder(
   { cluster, engine, subscriber, publisher }: Setup,
   fault: () => Promise<void>,
+  { strikes = 1, resumeEvery }: FaultPlan = {},
 ): Promise<{ subs: Subscriber[]; load: LoadPublisher }> {
   const ch = `load-${tag()}`;
   const urls = cluster.urls;
   const start = await publish(urls[1]!, publisher, { channel: ch, message: { type: "start" } });
   const subs = subscribeEverywhere(urls, subscriber, [ch], start);
+  if (resumeEvery !== undefined) for (const s of subs) s.resumeEvery(resumeEvery);
   const load = new LoadPublisher([urls[0]!, urls[1]!], publisher, ch, 4).start();
   try {
     await load.ackedMore(100);
     await Promise.all(subs.map((s) => s.count(20)));
-    await fault();
+    for (let k = 0; k < strikes; k++) {
+      if (k > 0) await load.ackedMore(40, 30_000);
+      await fault();
+    }
     await load.ackedMore(150, 30_000);
     await load.stop();
 
@@ -143,6 +161,14 @@ export async function nothingLostUnder(
     const lost = load.acked.filter((id) => !logged.has(id));
     assert.deepEqual(lost, [], "every acknowledged publish is in the log");
     await assertEveryoneGot(subs, expected);
+    if (resumeEvery !== undefined) {
+      for (const s of subs) {
+        // Messages already on their way when a connection is dropped can pass the next mark
+        // before it closes: that drop and the next are one resume.
+        const times = Math.floor(s.received.length / resumeEvery / 2);
+        assert.ok(s.failovers >= times, `${s.label}: resumed ${s.failovers} times, at least ${times} on purpose`);
+      }
+    }
     return { subs, load };
   } finally {
     await load.stop();

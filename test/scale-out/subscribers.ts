@@ -28,6 +28,7 @@ export abstract class Subscriber {
   readonly problems: string[] = [];
   protected closed = false;
   private readonly home: number;
+  private resumeAfter = 0;
 
   constructor(
     readonly transport: Transport,
@@ -58,7 +59,21 @@ export abstract class Subscriber {
     this.received.push({ id, channel, message, via: this.at });
     this.cursor = id;
     this.signal.notify();
+    if (this.resumeAfter > 0 && this.received.length % this.resumeAfter === 0 && !this.closed) this.drop();
   }
+
+  /**
+   * From now on, after every `n` messages received, drops the connection on purpose and
+   * resumes on the next instance from its cursor, as a client on a flaky network does: any
+   * message it is given twice, or not at all, shows in `ids`.
+   */
+  resumeEvery(n: number): this {
+    this.resumeAfter = n;
+    return this;
+  }
+
+  /** Drops the connection; the subscriber resumes with its cursor as after a failure. */
+  protected abstract drop(): void;
 
   /** The connection failed: resume on the next instance. */
   protected failover(why: string): void {
@@ -119,6 +134,11 @@ export class LongPollSubscriber extends Subscriber {
     this.at = i;
     this.moving = true;
     this.abort.abort();
+  }
+
+  /** A poll carries its cursor anyway: the next one goes to the next instance. */
+  protected drop(): void {
+    this.failover("resumed on purpose");
   }
 
   private async run(): Promise<void> {
@@ -204,6 +224,10 @@ export class WsSubscriber extends Subscriber {
     });
   }
 
+  protected drop(): void {
+    this.ws?.terminate();
+  }
+
   close(): void {
     this.closed = true;
     this.ws?.terminate();
@@ -277,6 +301,10 @@ export class SseSubscriber extends Subscriber {
       if (id !== message.message_id) this.problems.push(`${this.label}: event id ${id} for ${String(message.message_id)}`);
       this.deliver(channel, message);
     }
+  }
+
+  protected drop(): void {
+    this.req?.destroy();
   }
 
   close(): void {

@@ -1,5 +1,6 @@
 import type postgres from "postgres";
 import { commandFromRow, type CommandRow } from "../command-row.js";
+import { retryReads } from "./retry-reads.js";
 import type {
   CommandFilter,
   CommandOutcome,
@@ -55,31 +56,31 @@ export class PostgresCommands {
   }
 
   async findByKey(db: string, address: string, idempotencyKey: string): Promise<CommandRecord | null> {
-    const [row] = await this.sql<Row[]>`
-      SELECT * FROM ${this.t}.commands WHERE db = ${db} AND address = ${address} AND idempotency_key = ${idempotencyKey}`;
+    const [row] = await retryReads(() => this.sql<Row[]>`
+      SELECT * FROM ${this.t}.commands WHERE db = ${db} AND address = ${address} AND idempotency_key = ${idempotencyKey}`);
     return row ? toRecord(row) : null;
   }
 
   async get(db: string, id: string): Promise<CommandRecord | null> {
-    const [row] = await this.sql<Row[]>`SELECT * FROM ${this.t}.commands WHERE db = ${db} AND id = ${id}`;
+    const [row] = await retryReads(() => this.sql<Row[]>`SELECT * FROM ${this.t}.commands WHERE db = ${db} AND id = ${id}`);
     return row ? toRecord(row) : null;
   }
 
   async list(db: string, f: CommandFilter): Promise<CommandRecord[]> {
     const sql = this.sql;
-    const rows = await sql<Row[]>`
+    const rows = await retryReads(() => sql<Row[]>`
       SELECT * FROM ${this.t}.commands WHERE db = ${db}
       ${f.address !== undefined ? sql`AND address = ${f.address}` : sql``}
       ${f.states ? sql`AND state = ANY(${[...f.states]}::text[])` : sql``}
       ${f.since !== undefined ? sql`AND created_at >= ${f.since}` : sql``}
       ${f.until !== undefined ? sql`AND created_at < ${f.until}` : sql``}
-      ORDER BY created_at DESC, seq DESC LIMIT ${f.limit}`;
+      ORDER BY created_at DESC, seq DESC LIMIT ${f.limit}`);
     return rows.map(toRecord);
   }
 
   async countOpen(db: string, address: string): Promise<number> {
-    const [row] = await this.sql<{ n: number }[]>`
-      SELECT count(*)::int AS n FROM ${this.t}.commands WHERE db = ${db} AND address = ${address} AND ${this.notFinal}`;
+    const [row] = await retryReads(() => this.sql<{ n: number }[]>`
+      SELECT count(*)::int AS n FROM ${this.t}.commands WHERE db = ${db} AND address = ${address} AND ${this.notFinal}`);
     return row!.n;
   }
 

@@ -1,4 +1,5 @@
 import type postgres from "postgres";
+import { retryReads } from "./retry-reads.js";
 import type { AppendEntry, ReadQuery, ReadResult, RetentionPolicy, StoredMessage } from "../store.js";
 import { formatId, parseId, withMessageId } from "../message-id.js";
 import type { SqlHandle } from "../capabilities.js";
@@ -40,28 +41,6 @@ interface Row {
   pos: string;
   ts: string;
 }
-
-/** The connection died under the query (killed backend, server restart, network). */
-function connectionLost(err: unknown): boolean {
-  const code = (err as { code?: unknown } | null)?.code;
-  if (typeof code !== "string") return false;
-  return ["ECONNRESET", "EPIPE", "CONNECTION_CLOSED", "57P01", "57P02", "57P03"].includes(code) || code.startsWith("08");
-}
-
-/**
- * Runs a read-only query again when its connection was lost: the pool reconnects on the
- * next attempt. Writes are never retried (they may have committed).
- */
-async function retryReads<T>(run: () => Promise<T>, attempts = 3): Promise<T> {
-  for (let i = 1; ; i++) {
-    try {
-      return await run();
-    } catch (err) {
-      if (i >= attempts || !connectionLost(err)) throw err;
-    }
-  }
-}
-
 
 /** What a read saw besides messages: used to re-wake readers held back by the horizon. */
 export interface ReadState {

@@ -1,5 +1,7 @@
 /** `tidings serve` (the real CLI) in a process of its own, for the benches. */
 import { spawn, type ChildProcess } from "node:child_process";
+import { createServer } from "node:net";
+import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 
@@ -26,6 +28,42 @@ export function startServe(args: readonly string[]): Promise<ServeProcess> {
     });
     child.once("exit", (code) => reject(new Error(`tidings serve exited with ${code}`)));
   });
+}
+
+/** A TCP port free on loopback right now. */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe = createServer().listen(0, "127.0.0.1", () => {
+      const { port } = probe.address() as { port: number };
+      probe.close(() => resolve(port));
+    });
+    probe.on("error", reject);
+  });
+}
+
+/**
+ * `<root>/bin/tidings.mjs serve <args>` of any checkout (an older one may print no start-up
+ * line), from its TypeScript sources, on a free port; resolves once `/healthz` answers.
+ * `nofile` runs it under that open-files limit (soft and hard).
+ */
+export async function startServeFrom(root: string, args: readonly string[], options: { nofile?: number; deadlineMs?: number } = {}): Promise<ServeProcess> {
+  const port = await freePort();
+  const argv = [join(root, "bin", "tidings.mjs"), "serve", "--host", "127.0.0.1", "--port", String(port), ...args];
+  const env = { ...process.env, TIDINGS_FROM_SOURCE: "1" };
+  const child = options.nofile === undefined
+    ? spawn(process.execPath, argv, { stdio: ["ignore", "ignore", "pipe"], env })
+    : spawn("/bin/sh", ["-c", `ulimit -n ${options.nofile} && exec "$0" "$@"`, process.execPath, ...argv], { stdio: ["ignore", "ignore", "pipe"], env });
+  createInterface({ input: child.stderr! }).on("line", (line) => process.stderr.write(`[server] ${line}\n`));
+  const url = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + (options.deadlineMs ?? 60_000);
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`tidings serve (${root}) exited with ${child.exitCode}`);
+    const up = await fetch(`${url}/healthz`).then((r) => r.ok, () => false);
+    if (up) return { url, child };
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  child.kill("SIGKILL");
+  throw new Error(`tidings serve (${root}) did not answer /healthz within the deadline`);
 }
 
 /** SIGTERM, then SIGKILL if it has not exited after `graceMs`. */

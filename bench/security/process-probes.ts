@@ -111,7 +111,7 @@ async function polls(root: string, clients: number): Promise<void> {
   const { server, done } = await serve(root, []);
   try {
     const publisher = await signToken(SECRET, { db: DB, user: "app", role: "publisher" });
-    const subscriber = await signToken(SECRET, { db: DB, user: "7", role: "subscriber" });
+    const subscriber = await signToken(SECRET, { db: DB, user: "7", role: "subscriber", channels: ["big"] });
     const start = await request(server.url, `/${DB}/publish`, { method: "POST", body: JSON.stringify({ channel: "big", message: { type: "start" } }), token: publisher });
     const cursor = (JSON.parse(start.body) as { message_id: string }).message_id;
     await publishMany(server.url, publisher, "big", 1_000, 60_000, 15);
@@ -119,6 +119,9 @@ async function polls(root: string, clients: number): Promise<void> {
     const before = rss(server);
     const sampler = sampleRss(server);
     const body = JSON.stringify({ last_message: cursor, channels: ["big"], max_messages: 1_000 });
+    // One client that reads: what a single answer is.
+    const one = await request(server.url, `/${DB}/bus`, { method: "POST", body, token: subscriber, timeoutMs: 60_000 });
+    const answer = { status: one.status, bytes: one.body.length, ...(one.status === 200 ? {} : { error: one.body.slice(0, 200) }) };
     const head = `POST /${DB}/bus HTTP/1.1\r\nHost: probe\r\nAuthorization: Bearer ${subscriber}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n`;
     const sockets = Array.from({ length: clients }, () => deafSocket(server.url, head + body));
     await sleep(8_000);
@@ -126,7 +129,7 @@ async function polls(root: string, clients: number): Promise<void> {
     for (const s of sockets) s.destroy();
     await sleep(5_000);
     const health = await request(server.url, "/healthz");
-    report({ probe: "polls", root, clients, rssMiB: { before, peak, after: rss(server) }, healthzAfter: health.status });
+    report({ probe: "polls", root, clients, readingClientGot: answer, rssMiB: { before, peak, after: rss(server) }, healthzAfter: health.status });
   } finally {
     await done();
   }
@@ -205,12 +208,13 @@ async function websockets(root: string, count: number, nofile: number | undefine
     }
     const stillOpen = sockets.filter((ws) => ws.readyState === WebSocket.OPEN).length;
     const peak = sampler.stop();
+    const closedByServer = Object.fromEntries(closes);
     for (const ws of sockets) ws.terminate();
     await sleep(5_000);
     report({
       probe: "websockets", root, count, nofile: nofile ?? "machine's",
       handshakes: Object.fromEntries(outcomes), handshakesDoneAfterS: openedAfter,
-      healthzDuring: requests.join(" "), stillOpenAfter22s: stillOpen, closedByServer: Object.fromEntries(closes),
+      healthzDuring: requests.join(" "), stillOpenAt22s: stillOpen, closedWhileHeld: closedByServer,
       rssMiB: { before, peak, after: rss(server) },
     });
   } finally {

@@ -4,7 +4,7 @@
  * /proc/<pid>/status: before the clients, at its peak while they act (sampled every 250 ms),
  * and after they left.
  *
- *   node --import tsx bench/security/process-probes.ts [--rounds 2] [--probes polls,metrics,websockets,tail] <checkout>...
+ *   node --import tsx bench/security/process-probes.ts [--rounds 2] [--probes polls,metrics,websockets,tail,tail-1mib] <checkout>...
  *
  * Every probe runs once per checkout per round, alternating, so that an older checkout
  * (`git worktree add --detach /tmp/probe-before <commit>`) and this one share the machine's
@@ -17,7 +17,9 @@
  * - `websockets`: WebSockets opened without credentials that never authenticate: 1,100
  *   against a server at `ulimit -n 1024`, 2,100 at the machine's limit; whether a new
  *   request succeeds meanwhile, and what closes them.
- * - `tail`: 10,000 messages of 64 KiB published to one database.
+ * - `tail`: 10,000 messages of 64 KiB published to one database; `tail-1mib` the same with
+ *   `--tail-max-bytes 1MiB` (a checkout that has it), to tell the tail from what the
+ *   publishing itself leaves in the process.
  */
 import http from "node:http";
 import net from "node:net";
@@ -223,8 +225,8 @@ async function websockets(root: string, count: number, nofile: number | undefine
   }
 }
 
-async function tail(root: string): Promise<void> {
-  const { server, done } = await serve(root, []);
+async function tail(root: string, args: readonly string[] = []): Promise<void> {
+  const { server, done } = await serve(root, args);
   try {
     const publisher = await signToken(SECRET, { db: DB, user: "app", role: "publisher" });
     await sleep(1_000);
@@ -234,10 +236,16 @@ async function tail(root: string): Promise<void> {
     await publishMany(server.url, publisher, "big", 10_000, 65_536 - 64, 15);
     const peak = sampler.stop();
     await sleep(5_000);
-    report({ probe: "tail", root, messages: 10_000, rssMiB: { before, peak, after: rss(server) } });
+    report({ probe: "tail", root, args: args.join(" "), messages: 10_000, rssMiB: { before, peak, after: rss(server) } });
   } finally {
     await done();
   }
+}
+
+/** Whether a checkout has the option `name` (an older one may not). */
+function knows(root: string, name: string): boolean {
+  const schema = join(root, "src", "options-schema.ts");
+  return existsSync(schema) && readFileSync(schema, "utf8").includes(name);
 }
 
 const { values, positionals } = parseArgs({ allowPositionals: true, options: { rounds: { type: "string", default: "1" }, probes: { type: "string", default: "polls,metrics,websockets,tail" } } });
@@ -246,7 +254,7 @@ const chosen = new Set(values.probes.split(","));
 for (let round = 1; round <= Number(values.rounds); round++) {
   for (const root of roots) {
     // Only a checkout that knows `--metrics-token` gets it; an older one serves /metrics to anyone.
-    const acceptsToken = existsSync(join(root, "src", "options-schema.ts")) && readFileSync(join(root, "src", "options-schema.ts"), "utf8").includes("metricsToken");
+    const acceptsToken = knows(root, "metricsToken");
     if (chosen.has("polls")) for (const n of [8, 20]) await polls(root, n);
     if (chosen.has("metrics")) for (const withToken of [false, true]) await metrics(root, withToken, acceptsToken);
     if (chosen.has("websockets")) {
@@ -254,5 +262,7 @@ for (let round = 1; round <= Number(values.rounds); round++) {
       await websockets(root, 2_100, undefined);
     }
     if (chosen.has("tail")) await tail(root);
+    // The same with a 1 MiB tail: what of the RSS is the tail, and what the publishing left behind.
+    if (chosen.has("tail-1mib") && knows(root, "tailMaxBytes")) await tail(root, ["--tail-max-bytes", "1MiB"]);
   }
 }

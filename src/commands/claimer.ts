@@ -85,7 +85,7 @@ export class CommandClaimer {
         feed.stream = null;
       },
     });
-    // After the handler's reply has gone out, so the client sees it before the commands.
+    // After the registration's answer has gone out, so the client sees it before the commands.
     setImmediate(() => this.serve(feed));
   }
 

@@ -54,6 +54,16 @@ export const REQUEST_FRAME = Type.Object(
   { description: "a request; every request gets exactly one answer echoing `id` and `type`" },
 );
 
+/** The answer to an application's request, and any frame an application handler sends. */
+export const REPLY_FRAME = Type.Object(
+  {
+    id: Type.Optional(REQUEST_ID),
+    type: Type.String({ minLength: 1 }),
+    data: Type.Optional(Type.Unknown({ description: "what the handler returned; absent when it returned nothing" })),
+  },
+  { description: "an answer echoing the request's `id` and `type`, or a frame a handler sent with `ctx.send`" },
+);
+
 /** A failure: `error` for people, `data.code` from docs/errors.md, details beside it. */
 export const ERROR_FRAME = Type.Object(
   {

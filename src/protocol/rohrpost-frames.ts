@@ -1,6 +1,6 @@
-import { Type, type TSchema } from "@sinclair/typebox";
+import { Type, type Static, type TSchema } from "@sinclair/typebox";
 // Not ./rohrpost.ts, whose types come from here: a push's type is the change message type.
-import { CHANGE_MESSAGE_TYPE as PUSH_TYPE, CHANGE_TYPES } from "./changes.js";
+import { CHANGE_MESSAGE_TYPE as PUSH_TYPE, CHANGE_TYPES, type ChangeData } from "./changes.js";
 import { FRAME } from "./commands.js";
 import { PUBLISH_BODY } from "./publish-body.js";
 import { ADDRESS_FIELD, COMMAND_DELIVERY, COMMAND_ERROR } from "./command-bodies.js";
@@ -143,6 +143,11 @@ export const CHANGE_DATA = Type.Object({
   group: Type.String({ description: "the channel" }),
   object: Type.Record(Type.String(), Type.Unknown(), { description: "the changed object" }),
 });
+
+// ./changes.ts sits below this file (the SDK bundles it), so its ChangeData cannot come
+// from the schema: the compiler holds the two equal instead.
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+true satisfies Same<Static<typeof CHANGE_DATA>, ChangeData>;
 
 /** A model change (a message of type `subscription-update`, docs/changes.md). */
 export const CHANGE_PUSH = Type.Object(

@@ -192,13 +192,17 @@ export const COMMAND_STARTED = Type.Object(
   { description: "the client started running the command (optional)" },
 );
 export const COMMAND_STARTED_REPLY = reply(FRAME.started, STATE("`running`"), "the command's state");
+/** The `data` of `command-result`: how the method ended. */
+export const COMMAND_OUTCOME = Type.Union(
+  [Type.Object({ result: Type.Unknown({ description: "the method's return value" }) }), Type.Object({ error: COMMAND_ERROR })],
+  { description: "exactly one of `result` and `error`" },
+);
+
 export const COMMAND_RESULT = Type.Object(
   {
     id: COMMAND_ID,
     type: Type.Literal(FRAME.result),
-    data: Type.Union([Type.Object({ result: Type.Unknown({ description: "the method's return value" }) }), Type.Object({ error: COMMAND_ERROR })], {
-      description: "exactly one of `result` and `error`",
-    }),
+    data: COMMAND_OUTCOME,
     auth_jwt: Type.Optional(Type.String()),
   },
   { description: "the command's outcome" },

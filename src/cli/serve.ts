@@ -17,6 +17,12 @@ export function registerServe(program: Command): void {
     // Resolved here first so that a contradiction is reported before anything is opened.
     const options = resolveOptions(input);
     const logger = createLogger(options.logLevel);
+    // A promise nobody awaited rejected (a bug, here or in a driver: porsager/postgres#1192).
+    // No caller was waiting on it, whereas exiting would drop every connection and, on the
+    // memory store, every message: it is logged as the bug it is, and the server keeps serving.
+    process.on("unhandledRejection", (err) => {
+      logger.error({ err }, "unhandled promise rejection: a bug, please report it; still serving");
+    });
     const server = await createServer({ ...input, logger });
     await server.listen();
     // One line for the person who started it; the JSON logs (stdout) say the same for machines.

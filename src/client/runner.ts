@@ -1,4 +1,6 @@
-import type { CommandDelivery } from "../protocol/commands.js";
+import type { Static } from "@sinclair/typebox";
+import type { CommandDelivery, CommandError } from "../protocol/commands.js";
+import type { COMMAND_OUTCOME } from "../protocol/rohrpost-frames.js";
 
 /** What a method sees as `this`: which command it runs, and a signal aborted on cancel or expiry. */
 export interface CommandContext {
@@ -16,13 +18,8 @@ export interface CommandContext {
 export type CommandMethod = (this: CommandContext, ...args: never[]) => unknown;
 export type Methods = Readonly<Record<string, CommandMethod>>;
 
-export interface CommandErrorShape {
-  readonly message: string;
-  readonly code?: string;
-  readonly data?: unknown;
-}
-
-export type Outcome = { readonly result: unknown } | { readonly error: CommandErrorShape };
+/** The `data` of a `command-result` frame (and of the HTTP result, with the claimer). */
+export type Outcome = Readonly<Static<typeof COMMAND_OUTCOME>>;
 
 /** How the runner answers the server, over whichever transport. */
 export interface RunnerLink {
@@ -186,7 +183,7 @@ export class CommandRunner {
   }
 }
 
-function errorShape(e: unknown): CommandErrorShape {
+function errorShape(e: unknown): CommandError {
   if (e instanceof Error) {
     const code = (e as { code?: unknown }).code;
     const data = (e as { data?: unknown }).data;

@@ -1,6 +1,7 @@
 /**
  * "Wait for a wake-up, then claim" — the cycle every command wire runs for an address:
- * the server's WebSocket dispatcher, the HTTP claim route, and the SDK's long-poll client.
+ * the server's per-connection claimer (WebSocket), the HTTP claim route, and the SDK's
+ * long-poll client.
  * It claims what there is room for; a claim that filled its room may have left more, so it
  * claims again at once; otherwise everything pending was taken, and anything newer sends a
  * wake-up on `command:<address>`, which the loop waits for. Leases, renewal and release

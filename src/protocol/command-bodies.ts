@@ -108,3 +108,13 @@ export const RESULT_BODY = Type.Object(
 
 /** The data of the WebSocket `command-register` and `command-unregister` frames. */
 export const ADDRESS_DATA = Type.Object({ address: ADDRESS_FIELD }, { errorMessage: 'must be an object {"address": …}.', errorCode: "TIDINGS_ERR_REQUEST_INVALID" });
+
+/** The `data` of a WebSocket `command` frame and an item of a claim answer: what a client runs. */
+export const COMMAND_DELIVERY = Type.Object({
+  id: Type.String({ description: "the command id" }),
+  address: Type.String(),
+  method: Type.String(),
+  args: Type.Array(Type.Unknown()),
+  attempt: Type.Integer({ minimum: 1, description: "1 on the first delivery; more when delivered again after a lost client" }),
+  deadline: Type.Union([Type.String({ description: "ISO 8601" }), Type.Null()]),
+});

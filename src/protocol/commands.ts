@@ -1,8 +1,12 @@
 /**
  * The command wire (docs/protocol/commands.md): how a command looks in HTTP answers and
  * in WebSocket frames, and the names of the channels that wake clients and waiters.
- * No Node imports: the client SDK shares this file.
+ * No Node imports: the client SDK shares this file (the schemas' types only, so that the
+ * browser bundle holds no TypeBox).
  */
+import type { Static } from "@sinclair/typebox";
+import type { COMMAND_DELIVERY, COMMAND_ERROR } from "./command-bodies.js";
+
 /** Where a command stands; succeeded, failed, expired and cancelled are final. */
 export type CommandState =
   | "pending"
@@ -14,11 +18,7 @@ export type CommandState =
   | "cancelled";
 
 /** Why a command failed, as the client reported it (or the server, for its own refusals). */
-export interface CommandError {
-  readonly message: string;
-  readonly code?: string;
-  readonly data?: unknown;
-}
+export type CommandError = Readonly<Static<typeof COMMAND_ERROR>>;
 
 /** The stored facts a view is made of (the store's command record has them all). */
 export interface CommandFacts {
@@ -63,15 +63,7 @@ export interface CommandView {
 }
 
 /** What a client receives to run: the `data` of a `command` frame, an item of a claim answer. */
-export interface CommandDelivery {
-  readonly id: string;
-  readonly address: string;
-  readonly method: string;
-  readonly args: unknown[];
-  /** 1 on the first delivery; more when the command is delivered again after a lost client. */
-  readonly attempt: number;
-  readonly deadline: string | null;
-}
+export type CommandDelivery = Readonly<Static<typeof COMMAND_DELIVERY>>;
 
 /** The log channel a client serving `address` is woken on. */
 export function addressChannel(address: string): string {

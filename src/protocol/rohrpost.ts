@@ -5,10 +5,15 @@
  * No Node imports: the client SDK shares this file.
  */
 
+import type { Static } from "@sinclair/typebox";
 import { CHANGE_MESSAGE_TYPE, changePushData } from "./changes.js";
+import type { REQUEST_ID, SUBSCRIPTION_REPLY_DATA } from "./rohrpost-frames.js";
 
-/** A request's id: any JSON scalar, echoed untouched. */
-export type RequestId = string | number | boolean | null;
+/** A request's id: any JSON scalar, echoed untouched. The frames' schemas: ./rohrpost-frames.ts. */
+export type RequestId = Static<typeof REQUEST_ID>;
+
+/** The answer to `subscribe` and `unsubscribe`: the channels, or the group, and whether a gap was found. */
+export type SubscriptionReply = Static<typeof SUBSCRIPTION_REPLY_DATA>;
 
 export interface RohrpostRequest {
   readonly id: RequestId;

@@ -4,7 +4,7 @@
  */
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { cycles, importGraph, packageImports, reachable } from "./import-graph.js";
+import { cycles, importedNames, importGraph, packageImports, reachable } from "./import-graph.js";
 
 const graph = importGraph();
 const ENGINE = /^src\/stores\/(memory|sqlite|postgres|redis)\//;
@@ -55,6 +55,20 @@ describe("the import graph of src/", () => {
 
   it("keeps the core free of commands, transports and engines", () => {
     assert.deepEqual(violations("src/core/", FORBIDDEN["src/core/"]!), []);
+  });
+
+  it("keeps src/commands free of every transport: no module of src/transports, no WebSocket frame names", () => {
+    const commands = [...graph.keys()].filter((m) => m.startsWith("src/commands/"));
+    assert.ok(commands.includes("src/commands/claimer.ts"), commands.join(", "));
+    const transports = commands.flatMap((m) => graph.get(m)!.filter((t) => t.startsWith("src/transports/")).map((t) => `${m} -> ${t}`));
+    assert.deepEqual(transports, []);
+    // The frame table and the frame body of a delivery are the WebSocket wire's (transports/websocket/command-wire.ts).
+    const wire = commands.flatMap((m) =>
+      importedNames(m, "src/protocol/commands.ts")
+        .filter((name) => name === "FRAME" || name === "commandDelivery")
+        .map((name) => `${m} imports ${name}`),
+    );
+    assert.deepEqual(wire, []);
   });
 
   for (const [layer, forbidden] of Object.entries(FORBIDDEN)) {

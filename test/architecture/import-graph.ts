@@ -60,6 +60,22 @@ export function importGraph(): Map<string, string[]> {
   return graph;
 }
 
+const NAMED = /(?:^|[\s;])(?:import|export)\s+(?:type\s+)?\{([^}]*)\}\s*from\s*["'](\.[^"']+)["']/gm;
+
+/** The names `module` imports from `target` by name (`import { a, type B as C }` gives a, B), both relative to the repository. */
+export function importedNames(module: string, target: string): string[] {
+  const names: string[] = [];
+  for (const m of code(readFileSync(join(ROOT, module), "utf8")).matchAll(NAMED)) {
+    const rel = relative(ROOT, resolve(dirname(join(ROOT, module)), m[2]!.replace(/\.js$/, ".ts")));
+    if (rel !== target) continue;
+    for (const part of m[1]!.split(",")) {
+      const name = part.trim().replace(/^type\s+/, "").split(/\s+as\s+/)[0]!;
+      if (name !== "") names.push(name);
+    }
+  }
+  return names;
+}
+
 /** Every cycle, each once, as the modules along it (Tarjan's strongly connected components). */
 export function cycles(graph: Map<string, string[]>): string[][] {
   let index = 0;

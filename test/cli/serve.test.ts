@@ -2,6 +2,7 @@ import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { parkedPolls, post, runCli, runCliOk, serve, tempDir, type Served } from "./cli-process.js";
 
 describe("tidings serve", () => {
@@ -76,5 +77,30 @@ describe("tidings serve shutdown", () => {
     const res = await post(`${server.url}/test/bus`, token, { last_message: id1, channels: ["user:7"] });
     assert.deepEqual(res, { status: 200, body: { channel: "user:7", message: { message_id: id2, type: "second", n: 2 } } });
     assert.equal(await server.stop("SIGINT"), 0);
+  });
+});
+
+describe("tidings serve and a rejection nobody awaited", () => {
+  it("logs it as an error with its stack and keeps serving", async (t) => {
+    const dir = tempDir();
+    const preload = fileURLToPath(new URL("./fixtures/reject-on-signal.mjs", import.meta.url));
+    const server = await serve(["--data-dir", dir.path, "--store", "memory:", "--databases", "test"], { NODE_OPTIONS: `--import ${preload}` });
+    t.after(async () => {
+      await server.stop("SIGKILL");
+      dir.remove();
+    });
+    server.child.kill("SIGUSR2");
+    const deadline = Date.now() + 20_000;
+    let logged: Record<string, unknown> | undefined;
+    while ((logged = server.logs.find((l) => /unhandled promise rejection/.test(String(l.msg)))) === undefined) {
+      assert.equal(server.child.exitCode, null, "the server exited on the rejection");
+      assert.ok(Date.now() < deadline, "no log line for the rejection within 20 s");
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    assert.equal(logged.level, 50);
+    assert.match(String((logged.err as { stack?: unknown }).stack), /a rejection nobody awaited/);
+    const health = await fetch(`${server.url}/healthz`);
+    assert.deepEqual([health.status, await health.json()], [200, { status: "ok" }]);
+    assert.equal(await server.stop("SIGTERM"), 0);
   });
 });

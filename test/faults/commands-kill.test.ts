@@ -4,7 +4,9 @@
  * A runs some commands that hold and others that return at once, more are sent through B
  * while A is dead, and the client comes back through B. The checker asks B for every
  * command sent: each ends in exactly one final state with its result, and each method body
- * ran once, however often the command was delivered.
+ * ran once, however often the command was delivered. On PostgreSQL every backend of the
+ * servers is also terminated (`pg_terminate_backend`) just as the held commands finish
+ * through B.
  */
 import { after, describe, it } from "node:test";
 import assert from "node:assert/strict";
@@ -28,7 +30,8 @@ async function within<T>(ms: number, what: string, p: Promise<T>): Promise<T> {
 
 const FINAL = new Set(["succeeded", "failed", "expired", "cancelled"]);
 
-async function killDuringCommands(engine: Engine): Promise<void> {
+/** `alsoStrike` hits the engine once A is dead, as the held commands finish through B. */
+async function killDuringCommands(engine: Engine, alsoStrike?: () => Promise<void>): Promise<void> {
   const procs: NodeProcess[] = [];
   let relay: Relay | undefined;
   try {
@@ -62,12 +65,13 @@ async function killDuringCommands(engine: Engine): Promise<void> {
     relay.cut();
 
     for (let k = 0; k < 6; k++) sums.set(await send("add", [k, 100]), k + 100);
+    await alsoStrike?.();
     for (let k = 0; k < 4; k++) client.tell(`release h${k}`);
 
     const expected = new Map<string, unknown>([...held, ...sums]);
     for (const [id, result] of expected) {
       const res = await request(`${b.url}/test/commands/${id}?wait=20`, { method: "GET", token: publisher });
-      assert.equal(res.status, 200);
+      assert.equal(res.status, 200, JSON.stringify(res.body));
       assert.equal(res.body.state, "succeeded", `command ${id}: ${JSON.stringify(res.body)}`);
       assert.deepEqual(res.body.result, result, `command ${id}`);
       assert.equal(client.count((e) => e.event === "run" && e.id === id), 1, `the body of ${id} ran once`);
@@ -96,9 +100,11 @@ describe("kill -9 of a server while its client runs commands", () => {
     await killDuringCommands(file);
   });
 
-  it("on PostgreSQL shared by two servers: every command ends once, each body runs once", { skip: pg.skip }, async () => {
+  it("on PostgreSQL shared by two servers, B's backends terminated too: every command ends once, each body runs once", { skip: pg.skip }, async () => {
     try {
-      await killDuringCommands(pg);
+      await killDuringCommands(pg, async () => {
+        assert.ok((await pg.killConnections()) >= 1, "pg_terminate_backend hit B's sessions");
+      });
     } finally {
       await pg.close();
     }

@@ -7,6 +7,7 @@
 import { describe, it, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
+import { connect, createServer as createNetServer, type AddressInfo, type Socket } from "node:net";
 import postgres from "postgres";
 import { describeStore, entry, freshDb, parse, sleep, waitFor } from "./conformance.js";
 import { PostgresStore } from "../../src/stores/postgres/index.js";
@@ -375,6 +376,75 @@ describe("postgres engine", { skip }, () => {
       assert.deepEqual((await drain(victim, db, rest.at(-1)!.id)).map((m) => m.id), own.map((m) => m.id));
     } finally {
       await victim.close();
+    }
+  });
+
+  it("survives connections killed while they start: no array-type query on a reconnect, no unhandled rejection", async () => {
+    // postgres.js runs that query on each new connection and drops its promise, so a
+    // connection killed during it used to end the process (porsager/postgres#1192).
+    const db = freshDb("restart");
+    const target = new URL(BASE_URL);
+    let armed = false;
+    let typeQueries = 0;
+    const sockets = new Set<Socket>();
+    const proxy = createNetServer((inbound) => {
+      const outbound = connect(Number(target.port || 5432), target.hostname);
+      for (const s of [inbound, outbound]) {
+        sockets.add(s);
+        s.on("close", () => sockets.delete(s));
+        s.on("error", () => [inbound, outbound].forEach((x) => x.destroy()));
+      }
+      inbound.on("data", (chunk: Buffer) => {
+        // Armed, it kills every connection that asks for the array types, as a terminated backend would.
+        if (armed && chunk.includes("typarray")) {
+          typeQueries++;
+          inbound.destroy();
+          outbound.destroy();
+          return;
+        }
+        outbound.write(chunk);
+      });
+      outbound.pipe(inbound);
+    });
+    await new Promise<void>((r) => proxy.listen(0, "127.0.0.1", r));
+    const viaProxy = new URL(urlFor(`${APP}_proxied`));
+    viaProxy.host = `127.0.0.1:${(proxy.address() as AddressInfo).port}`;
+    const unhandled: unknown[] = [];
+    const onUnhandled = (e: unknown): void => void unhandled.push(e);
+    process.on("unhandledRejection", onUnhandled);
+    const store = new PostgresStore({ url: viaProxy.toString(), schema: SCHEMA });
+    try {
+      await store.open();
+      armed = true;
+      for (const s of sockets) s.destroy();
+      // Writes are not retried: the first after the cut may meet a connection that died under it.
+      // Without the fix, every reconnect dies at the array types and the append never settles.
+      const deadline = Date.now() + 10_000;
+      let stored: StoredMessage[] | undefined;
+      while (stored === undefined) {
+        let timer: NodeJS.Timeout | undefined;
+        const late = new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new Error(`no append within 10 s; ${typeQueries} reconnects asked for the array types`)), 10_000);
+        });
+        try {
+          stored = await Promise.race([store.append(db, [entry("c", { n: 1 })]), late]);
+        } catch (e) {
+          if (Date.now() > deadline) throw e;
+          await sleep(50);
+        } finally {
+          clearTimeout(timer);
+        }
+      }
+      await readableThrough(store, db, stored.at(-1)!.id);
+      assert.deepEqual((await drain(store, db, null)).map((m) => m.id), stored.map((m) => m.id));
+      await sleep(100);
+      assert.equal(typeQueries, 0, "a reconnected connection asked for the array types again");
+      assert.deepEqual(unhandled, []);
+    } finally {
+      process.off("unhandledRejection", onUnhandled);
+      await store.close();
+      for (const s of sockets) s.destroy();
+      await new Promise((r) => proxy.close(r));
     }
   });
 

@@ -78,6 +78,12 @@ export class PostgresStore extends EngineStore implements Store, TransactionalSt
     try {
       const { epoch, newer } = await migrate(sql, this.schema);
       this.newer = newer;
+      // postgres.js 3.4.9 fetches the array types on every new connection and drops that
+      // query's promise: a backend terminated during it (a reconnect after
+      // pg_terminate_backend) ends the process with an unhandled rejection
+      // (porsager/postgres#1192, #1223). The pool's first connections registered them in
+      // the options every connection shares, so later ones skip the fetch.
+      sql.options.fetch_types = false;
       // postgres.js re-LISTENs after a reconnect and calls onlisten again: notifications
       // sent meanwhile are lost, so every known database is woken to re-read.
       const { unlisten } = await sql.listen(

@@ -9,7 +9,7 @@ import type { Role, RouteSpec } from "./router.js";
  * call it, and the error answer every route shares.
  */
 
-const VERSION = (JSON.parse(readFileSync(new URL("../../../package.json", import.meta.url), "utf8")) as { version: string }).version;
+export const VERSION = (JSON.parse(readFileSync(new URL("../../../package.json", import.meta.url), "utf8")) as { version: string }).version;
 
 
 /** A schema as plain JSON Schema: our keywords and the Optional marker (a symbol) left out. */

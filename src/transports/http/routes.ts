@@ -1,3 +1,4 @@
+import type { ServerResponse } from "node:http";
 import type { ServerContext } from "./context.js";
 import { route, type RouteSpec } from "./router.js";
 import { sendJson } from "./respond.js";
@@ -10,6 +11,7 @@ import { clientRoutes } from "./client-routes.js";
 import { handleBusPoll } from "./longpoll-route.js";
 import { handleEvents } from "../sse/events-route.js";
 import { openApiDocument } from "./openapi.js";
+import { asyncApiDocument } from "./asyncapi.js";
 import { PUBLISH_BODY } from "../../protocol/publish-body.js";
 import { CHANGES_BODY, NOTIFY_BODY, POLL_BODY } from "../../protocol/bodies.js";
 
@@ -46,19 +48,28 @@ export function httpRoutes(server: ServerContext): RouteSpec[] {
     ...adminRoutes(server),
     ...clientRoutes(),
   ];
-  let document: string | undefined;
+  let openApi: string | undefined;
+  let asyncApi: string | undefined;
   routes.push(
     route({
       method: "GET",
       path: "/openapi.json",
       role: "public",
       summary: "This API, as an OpenAPI 3.1 document",
-      handler: ({ res }) => {
-        document ??= JSON.stringify(openApiDocument(routes));
-        res.writeHead(200, { "content-type": "application/json; charset=utf-8", "content-length": Buffer.byteLength(document) });
-        res.end(document);
-      },
+      handler: ({ res }) => sendDocument(res, (openApi ??= JSON.stringify(openApiDocument(routes)))),
+    }),
+    route({
+      method: "GET",
+      path: "/asyncapi.json",
+      role: "public",
+      summary: "The WebSocket and SSE wires, as an AsyncAPI 3.0 document",
+      handler: ({ res }) => sendDocument(res, (asyncApi ??= JSON.stringify(asyncApiDocument()))),
     }),
   );
   return routes;
+}
+
+function sendDocument(res: ServerResponse, document: string): void {
+  res.writeHead(200, { "content-type": "application/json; charset=utf-8", "content-length": Buffer.byteLength(document) });
+  res.end(document);
 }

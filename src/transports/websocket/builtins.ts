@@ -4,7 +4,9 @@ import { canPublish, type Identity } from "../../core/identity.js";
 import { isPlainObject } from "../../core/messages.js";
 import type { ClaimKeeper } from "../../core/access.js";
 import { TidingsError } from "../../errors.js";
-import { parseSubscriptionSpec, type SubscriptionSpec } from "../../protocol/rohrpost.js";
+import { parseSubscriptionSpec, type SubscriptionReply, type SubscriptionSpec } from "../../protocol/rohrpost.js";
+import type { Static } from "@sinclair/typebox";
+import type { AUTH_REPLY_DATA, PUBLISH_REPLY_DATA } from "../../protocol/rohrpost-frames.js";
 import type { ConnectionApi } from "./connection-api.js";
 import type { RohrpostRequestContext } from "./rohrpost-request-context.js";
 
@@ -23,7 +25,7 @@ export const BUILTINS: ReadonlyMap<string, Builtin> = new Map<string, Builtin>([
  * `auth` with `{"token": "<JWT>"}` (or the token as a string), or Tryton's
  * `{"session": "<base64 login:user_id:key>"}`. Replies with who the connection now is.
  */
-async function auth(conn: ConnectionApi, ctx: RohrpostRequestContext): Promise<unknown> {
+async function auth(conn: ConnectionApi, ctx: RohrpostRequestContext): Promise<Static<typeof AUTH_REPLY_DATA>> {
   const data = ctx.request.data;
   const token = typeof data === "string" ? data : isPlainObject(data) && typeof data.token === "string" ? data.token : null;
   const session = isPlainObject(data) && typeof data.session === "string" ? data.session : null;
@@ -57,8 +59,8 @@ function parseSpec(data: unknown, maxChannels: number): { spec: SubscriptionSpec
   return { spec, channels };
 }
 
-function describe(spec: SubscriptionSpec, channels: readonly string[]): Record<string, unknown> {
-  return spec.form === "group" ? { group: spec.group } : { channels };
+function describe(spec: SubscriptionSpec, channels: readonly string[]): SubscriptionReply {
+  return spec.form === "group" ? { group: spec.group } : { channels: [...channels] };
 }
 
 const keepers = new WeakMap<ConnectionApi, ClaimKeeper>();
@@ -78,7 +80,7 @@ function keeperOf(conn: ConnectionApi, who: Identity): ClaimKeeper {
  * `subscribe`: all channels or none (a forbidden one is named in the error). The reply comes
  * after the first read, so that it can say `gap: true`; the pushes follow it.
  */
-async function subscribe(conn: ConnectionApi, ctx: RohrpostRequestContext): Promise<unknown> {
+async function subscribe(conn: ConnectionApi, ctx: RohrpostRequestContext): Promise<SubscriptionReply> {
   const who = ctx.requireIdentity();
   const { spec, channels } = parseSpec(ctx.request.data, conn.options.maxChannels);
   await conn.bus.access.assertCanRead(conn.db, who, channels);
@@ -89,14 +91,14 @@ async function subscribe(conn: ConnectionApi, ctx: RohrpostRequestContext): Prom
 }
 
 /** `unsubscribe`: the same forms as subscribe; channels not subscribed are ignored. */
-async function unsubscribe(conn: ConnectionApi, ctx: RohrpostRequestContext): Promise<unknown> {
+async function unsubscribe(conn: ConnectionApi, ctx: RohrpostRequestContext): Promise<SubscriptionReply> {
   const { spec, channels } = parseSpec(ctx.request.data, conn.options.maxChannels);
   conn.unsubscribe(channels);
   return describe(spec, channels);
 }
 
 /** `publish` `{"channel", "message"}` → `{"message_id"}`, or `{"messages": [..]}` → `{"message_ids"}`. */
-async function publish(conn: ConnectionApi, ctx: RohrpostRequestContext): Promise<unknown> {
+async function publish(conn: ConnectionApi, ctx: RohrpostRequestContext): Promise<Static<typeof PUBLISH_REPLY_DATA>> {
   const who = ctx.requireIdentity();
   if (!canPublish(who)) throw new TidingsError("TIDINGS_ERR_ROLE_FORBIDDEN", "Publishing needs the publisher or admin role.");
   const parsed = parsePublishBody(ctx.request.data, "The publish data");

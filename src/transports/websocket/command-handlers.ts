@@ -1,13 +1,13 @@
 import type { AccessControl } from "../../core/access.js";
-import type { HandlerContext, HandlerRegistry, HandlerRequest } from "../../core/handlers.js";
+import type { HandlerRegistry, HandlerRequest } from "../../core/handlers.js";
 import { TidingsError } from "../../errors.js";
 import type { TidingsOptions } from "../../options.js";
 import { FRAME } from "../../protocol/commands.js";
-import type { CommandDispatcher } from "../../commands/dispatcher.js";
 import type { CommandService } from "../../commands/service.js";
 import { parseOutcome } from "../../commands/validation.js";
 import { ADDRESS_DATA } from "../../protocol/command-bodies.js";
 import { parseWire } from "../../protocol/validate.js";
+import { CommandConnections } from "./command-wire.js";
 
 /** What the command frames need: where to register, who may serve, and the commands. */
 export interface CommandWireDeps {
@@ -23,23 +23,7 @@ export interface CommandWireDeps {
  * then `command-started` and `command-result` whose `id` is the command id.
  */
 export function registerCommandHandlers(bus: CommandWireDeps): void {
-  // One dispatcher per connection, created by its first registration.
-  const dispatchers = new Map<string, CommandDispatcher>();
-
-  function dispatcherOf(ctx: HandlerContext): CommandDispatcher {
-    const key = `${ctx.db}\u0000${ctx.connectionId}`;
-    let d = dispatchers.get(key);
-    if (d === undefined) {
-      const created = bus.commands.dispatcher(ctx.db, ctx.connectionId, (frame) => ctx.send(frame));
-      dispatchers.set(key, created);
-      ctx.onClose(() => {
-        dispatchers.delete(key);
-        void created.close();
-      });
-      d = created;
-    }
-    return d;
-  }
+  const connections = new CommandConnections(bus.commands);
 
   function addressOf(req: HandlerRequest): string {
     return parseWire(ADDRESS_DATA, req.data, "data").address;
@@ -60,15 +44,14 @@ export function registerCommandHandlers(bus: CommandWireDeps): void {
         details: { address },
       });
     }
-    await dispatcherOf(ctx).register(address);
+    await connections.of(ctx).register(address);
     return { address };
   });
 
   bus.handlers.register(FRAME.unregister, (ctx, req) => {
     ctx.requireIdentity();
     const address = addressOf(req);
-    const key = `${ctx.db}\u0000${ctx.connectionId}`;
-    dispatchers.get(key)?.unregister(address);
+    connections.find(ctx)?.unregister(address);
     return { address };
   });
 
@@ -83,13 +66,13 @@ export function registerCommandHandlers(bus: CommandWireDeps): void {
     ctx.requireIdentity();
     const id = commandId(req);
     const outcome = parseOutcome(req.data, bus.options.commands.maxResultBytes);
-    const d = dispatchers.get(`${ctx.db}\u0000${ctx.connectionId}`);
+    const claimer = connections.find(ctx);
     try {
       const c = await bus.commands.complete(ctx.db, id, ctx.connectionId, outcome);
       return { state: c.state };
     } finally {
       // Recorded, answered elsewhere, or no longer this connection's: its place is free.
-      d?.settled(id);
+      claimer?.settled(id);
     }
   });
 }

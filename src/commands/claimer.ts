@@ -1,10 +1,10 @@
 import type { Stream } from "../core/stream.js";
 import type { CommandRecord, StoredMessage } from "../stores/store.js";
-import { addressChannel, commandDelivery, FINAL_TYPE, FRAME, WAKE_TYPE } from "../protocol/commands.js";
+import { addressChannel, FINAL_TYPE, WAKE_TYPE } from "../protocol/commands.js";
 import { claimLoop, WakeSignal } from "../protocol/claim-loop.js";
 import type { CommandHost } from "./host.js";
 
-/** The command service as one connection's dispatcher uses it (claims under a lease). */
+/** The command service as one claimer uses it (claims under a lease). */
 export interface ClaimService {
   cursor(db: string): Promise<string | null>;
   claim(db: string, address: string, claimer: string, limit: number): Promise<CommandRecord[]>;
@@ -13,11 +13,16 @@ export interface ClaimService {
   release(db: string, claimer: string, wake: Iterable<{ readonly id: string | null; readonly address: string }>): Promise<number>;
 }
 
-/** Sends a frame to the connection (a rohrpost `{type, id, data}` object). */
-export type FrameSink = (frame: { readonly type: string; readonly id?: unknown; readonly data?: unknown }) => void;
+/** How the claimer hands commands to its client; the wire that serves it decides the form. */
+export interface ClaimerEvents {
+  /** A command was claimed for the client, which now holds it. */
+  deliver(command: CommandRecord): void;
+  /** A command the client holds was cancelled or expired elsewhere (`state`, as announced): it should stop it. */
+  stop(id: string, state: unknown): void;
+}
 
-export interface DispatcherOptions {
-  /** Most commands held (delivered or running) at once by this connection. */
+export interface ClaimerOptions {
+  /** Most commands held (delivered or running) at once by this claimer. */
   readonly maxInFlight: number;
   /** How often leases are renewed and the addresses re-claimed as a safety net. */
   readonly renewIntervalMs: number;
@@ -34,14 +39,15 @@ interface Feed {
 }
 
 /**
- * The commands of one connection (the claimer): for each address it registered, it
- * listens on `command:<address>`, claims what is pending under a lease and pushes it as
- * `command` frames, up to `maxInFlight` at a time. It renews the leases while the
- * connection lives and releases them when it closes, so another client gets them.
+ * The commands of one claimer (a connection of some wire): for each address it
+ * registered, it listens on `command:<address>`, claims what is pending under a lease and
+ * hands it on, up to `maxInFlight` at a time. It renews the leases while the claimer lives
+ * and releases them when it closes, so another client gets them. It knows no wire: the
+ * transport turns its events into frames.
  */
-export class CommandDispatcher {
+export class CommandClaimer {
   private readonly feeds = new Map<string, Feed>();
-  /** Command id → address, for what this connection holds and has not answered. */
+  /** Command id → address, for what this claimer holds and has not answered. */
   private readonly held = new Map<string, string>();
   private readonly loops = new Set<Promise<void>>();
   private readonly timer: ReturnType<typeof setInterval>;
@@ -53,8 +59,8 @@ export class CommandDispatcher {
     private readonly bus: CommandHost,
     readonly db: string,
     readonly claimer: string,
-    private readonly sink: FrameSink,
-    private readonly options: DispatcherOptions,
+    private readonly events: ClaimerEvents,
+    private readonly options: ClaimerOptions,
   ) {
     this.timer = setInterval(() => void this.tick(), options.renewIntervalMs);
     this.timer.unref?.();
@@ -79,7 +85,7 @@ export class CommandDispatcher {
         feed.stream = null;
       },
     });
-    // After the handler's reply has gone out, so the client sees it before the commands.
+    // After the registration's answer has gone out, so the client sees it before the commands.
     setImmediate(() => this.serve(feed));
   }
 
@@ -112,7 +118,7 @@ export class CommandDispatcher {
     if (wake) feed.signal.notify();
   }
 
-  /** A command this connection holds was cancelled or expired: tell the client to stop it. */
+  /** A command this claimer holds was cancelled or expired: tell the client to stop it. */
   private finalElsewhere(m: StoredMessage): void {
     let data: unknown;
     try {
@@ -123,11 +129,11 @@ export class CommandDispatcher {
     if (typeof data !== "object" || data === null) return;
     const { id, state } = data as { id?: unknown; state?: unknown };
     if (typeof id !== "string" || !this.held.has(id)) return;
-    this.send({ type: FRAME.cancel, id, data: { state } });
+    this.emit(() => this.events.stop(id, state));
     this.settled(id);
   }
 
-  /** Runs the address's claim loop until it is unregistered or the connection closes; a failed claim waits for the next tick. */
+  /** Runs the address's claim loop until it is unregistered or the claimer closes; a failed claim waits for the next tick. */
   private serve(feed: Feed): void {
     const live = (): boolean => !this.closed && this.feeds.get(feed.address) === feed;
     let room = 0;
@@ -146,7 +152,7 @@ export class CommandDispatcher {
               for (const c of got) {
                 this.held.set(c.id, c.address);
                 // Pushed even while closing: close() releases them right after, and the client de-duplicates.
-                this.send({ type: FRAME.command, id: c.id, data: commandDelivery(c) });
+                this.emit(() => this.events.deliver(c));
               }
               feed.backlog = got.length === room;
             },
@@ -196,7 +202,7 @@ export class CommandDispatcher {
 
   /**
    * Frees the places of held commands that ended or moved elsewhere without this
-   * connection hearing of it (a lost wake-up message): they would hold a place forever.
+   * claimer hearing of it (a lost wake-up message): they would hold a place forever.
    */
   private async reconcile(): Promise<void> {
     for (const id of [...this.held.keys()]) {
@@ -204,21 +210,23 @@ export class CommandDispatcher {
       if (this.closed) return;
       if (c !== null && c.claimedBy === this.claimer) continue;
       if (c !== null && (c.state === "cancelled" || c.state === "expired")) {
-        this.send({ type: FRAME.cancel, id, data: { state: c.state } });
+        const state = c.state;
+        this.emit(() => this.events.stop(id, state));
       }
       this.settled(id);
     }
   }
 
-  private send(frame: { type: string; id: string; data: unknown }): void {
+  /** A wire that fails to hand a command on is closing: its claims are released then. */
+  private emit(event: () => void): void {
     try {
-      this.sink(frame);
+      event();
     } catch (e) {
-      this.bus.logger.debug({ err: e }, "command frame not sent; the connection is closing");
+      this.bus.logger.debug({ err: e }, "command event not handed on; the claimer's connection is closing");
     }
   }
 
-  /** Stops listening and releases every claim of this connection; safe to call twice. */
+  /** Stops listening and releases every claim of this claimer; safe to call twice. */
   close(): Promise<void> {
     if (this.closing !== null) return this.closing;
     this.closed = true;
@@ -234,7 +242,7 @@ export class CommandDispatcher {
       try {
         await this.service.release(this.db, this.claimer, wake);
       } catch (e) {
-        this.bus.logger.warn({ err: e }, "releasing a closed connection's commands failed; their leases will run out");
+        this.bus.logger.warn({ err: e }, "releasing a closed claimer's commands failed; their leases will run out");
       }
       this.held.clear();
       this.feeds.clear();

@@ -27,14 +27,25 @@ export function readFileLimit(path = "/proc/self/limits"): FileLimit | null {
   return { soft: parse(m[1]!), hard: parse(m[2]!) };
 }
 
+/**
+ * The connection cap in force: `maxConnections`, lowered to what the open-files limit can
+ * hold. Past the limit accepting fails for everyone (a reset, or nothing), and a cap under it
+ * turns that into a 503 with Retry-After for the connections that do not fit.
+ */
+export function connectionCap(maxConnections: number, limit: FileLimit | null): number {
+  if (limit === null || !Number.isFinite(limit.soft)) return maxConnections;
+  const usable = Math.max(1, limit.soft - RESERVED_FDS);
+  return maxConnections === 0 ? usable : Math.min(maxConnections, usable);
+}
+
 /** Why `maxConnections` cannot be reached under `limit` (a sentence), or null when it can. */
 export function connectionCapProblem(maxConnections: number, limit: FileLimit | null): string | null {
   if (limit === null || !Number.isFinite(limit.soft)) return null;
-  const usable = limit.soft - RESERVED_FDS;
-  if (maxConnections !== 0 && maxConnections <= usable) return null;
-  const cap = maxConnections === 0 ? "no connection cap (maxConnections 0)" : `maxConnections ${maxConnections}`;
+  const cap = connectionCap(maxConnections, limit);
+  if (cap === maxConnections) return null;
+  const asked = maxConnections === 0 ? "no connection cap (maxConnections 0)" : `maxConnections ${maxConnections}`;
   return (
-    `The open-files limit is ${limit.soft} (hard ${limit.hard}), below ${cap} plus ${RESERVED_FDS} descriptors for the store and logs: ` +
-    `past about ${Math.max(0, usable)} connections, accepting fails for everyone. Raise the limit (ulimit -n, systemd LimitNOFILE) or lower maxConnections.`
+    `The open-files limit is ${limit.soft} (hard ${limit.hard}), below ${asked} plus ${RESERVED_FDS} descriptors for the store and logs: ` +
+    `connections are capped at ${cap}, and the ones past it are answered 503. Raise the limit (ulimit -n, systemd LimitNOFILE) to allow more.`
   );
 }

@@ -21,7 +21,7 @@ import { registerCommandHandlers } from "./transports/websocket/command-handlers
 import { ConnectionGuard, isRefused } from "./transports/http/connection-guard.js";
 import { UserBytes } from "./transports/http/user-bytes.js";
 import { BodyGuard } from "./transports/http/body-guard.js";
-import { connectionCapProblem, readFileLimit } from "./fd-limit.js";
+import { connectionCap, connectionCapProblem, readFileLimit, type FileLimit } from "./fd-limit.js";
 
 /** "compiled" when this module runs from dist/ (plain JavaScript), "source" under tsx. */
 const RUNTIME = import.meta.url.endsWith(".js") ? "compiled" : "source";
@@ -50,6 +50,8 @@ export class TidingsServer implements ServerContext {
   private readonly sockets = new Set<Socket>();
   /** Connection caps (total, per address) and the pipelining cap of every connection. */
   readonly connectionGuard: ConnectionGuard;
+  /** The open-files limit read at construction: the connection cap stays under it. */
+  private readonly files: FileLimit | null;
   private state: "idle" | "listening" | "draining" | "closed" = "idle";
   /** The verifier built from `trytonSessions`, closed with the server (one passed in is the caller's). */
   private ownedVerifier: TrytonPostgresVerifier | undefined;
@@ -72,7 +74,11 @@ export class TidingsServer implements ServerContext {
     this.polls = new PollLimiter(options.maxParkedPolls, options.maxParkedPollsPerUser);
     this.unsent = new UserBytes(options.maxUnsentBytesPerUser);
     this.bodies = new BodyGuard(options.bodyTimeoutMs, options.maxBodyBytesPerUser, (reason) => bus.metrics.refused.inc({ reason }));
-    this.connectionGuard = new ConnectionGuard(options, (reason) => bus.metrics.refused.inc({ reason }));
+    this.files = readFileLimit();
+    this.connectionGuard = new ConnectionGuard(
+      { ...options, maxConnections: connectionCap(options.maxConnections, this.files) },
+      (reason) => bus.metrics.refused.inc({ reason }),
+    );
     this.http = createHttpServer(
       {
         // Node checks header/request timeouts only this often: keep slow-header clients short.
@@ -202,10 +208,11 @@ export class TidingsServer implements ServerContext {
       { host: address.address, port: address.port, store: redactStoreUrl(this.bus.options.store), engine: this.bus.store.engine, runtime: RUNTIME },
       "tidings listening",
     );
-    const files = readFileLimit();
+    const files = this.files;
     const problem = connectionCapProblem(this.bus.options.maxConnections, files);
-    if (problem !== null) this.bus.logger.warn({ openFilesSoft: files?.soft, openFilesHard: files?.hard, maxConnections: this.bus.options.maxConnections }, problem);
-    else if (files !== null) this.bus.logger.info({ openFilesSoft: files.soft, openFilesHard: files.hard, maxConnections: this.bus.options.maxConnections }, "open-files limit");
+    const facts = { openFilesSoft: files?.soft, openFilesHard: files?.hard, maxConnections: connectionCap(this.bus.options.maxConnections, files) };
+    if (problem !== null) this.bus.logger.warn(facts, problem);
+    else if (files !== null) this.bus.logger.info(facts, "open-files limit");
     return address;
   }
 

@@ -82,11 +82,14 @@ export interface Served {
 export const METRICS_TOKEN = "metrics-token-of-the-cli-tests";
 
 /** Starts `tidings serve <args>` on a free port and resolves once it logs "tidings listening" (within `timeoutMs`). */
-export function serve(args: readonly string[], env: Record<string, string> = {}, timeoutMs = 60_000): Promise<Served> {
-  const child = spawn(process.execPath, [CLI, "serve", "--port", "0", ...args], {
-    env: cleanEnv({ TIDINGS_METRICS_TOKEN: METRICS_TOKEN, ...env }),
-    stdio: ["ignore", "pipe", "pipe"],
-  });
+export function serve(args: readonly string[], env: Record<string, string> = {}, timeoutMs = 60_000, nofile?: number): Promise<Served> {
+  const argv = [CLI, "serve", "--port", "0", ...args];
+  const opts = { env: cleanEnv({ TIDINGS_METRICS_TOKEN: METRICS_TOKEN, ...env }), stdio: ["ignore", "pipe", "pipe"] as ["ignore", "pipe", "pipe"] };
+  // `nofile`: the server runs under that open-files limit (soft and hard).
+  const child =
+    nofile === undefined
+      ? spawn(process.execPath, argv, opts)
+      : spawn("/bin/sh", ["-c", `ulimit -n ${nofile} && exec "$0" "$@"`, process.execPath, ...argv], opts);
   const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
   const logs: Array<Record<string, unknown>> = [];
   let stderr = "";

@@ -8,8 +8,9 @@ import assert from "node:assert/strict";
 import { connect, type Socket } from "node:net";
 import type { TidingsServer } from "../../src/server.js";
 import type { ServerInput } from "../../src/server.js";
-import { startServer, token } from "../helpers/server.js";
-import { connectionCapProblem, readFileLimit } from "../../src/fd-limit.js";
+import { startServer, TEST_SECRET, token } from "../helpers/server.js";
+import { connectionCap, connectionCapProblem, readFileLimit } from "../../src/fd-limit.js";
+import { serve, tempDir } from "../cli/cli-process.js";
 import { portOf } from "./longpoll-client.js";
 
 const METRICS_TOKEN = "a-metrics-token-for-prometheus";
@@ -170,7 +171,48 @@ describe("connection caps", () => {
     const limit = readFileLimit();
     assert.ok(limit !== null && limit.soft > 0 && limit.hard >= limit.soft, JSON.stringify(limit));
     assert.equal(connectionCapProblem(100, { soft: 1024, hard: 4096 }), null);
-    assert.match(connectionCapProblem(10_000, { soft: 1024, hard: 4096 })!, /open-files limit is 1024 \(hard 4096\).*lower maxConnections/);
+    assert.match(connectionCapProblem(10_000, { soft: 1024, hard: 4096 })!, /open-files limit is 1024 \(hard 4096\).*capped at 960, and the ones past it are answered 503/);
     assert.match(connectionCapProblem(0, { soft: 1024, hard: 1024 })!, /no connection cap/);
+    assert.equal(connectionCap(10_000, { soft: 1024, hard: 4096 }), 960);
+    assert.equal(connectionCap(0, { soft: 1024, hard: 4096 }), 960);
+    assert.equal(connectionCap(100, { soft: 1024, hard: 4096 }), 100);
+    assert.equal(connectionCap(100, null), 100);
+  });
+
+  it("under a low open-files limit, connections past what it holds get a 503, not a failed accept, until they leave", async () => {
+    const dir = tempDir();
+    const served = await serve(["--data-dir", dir.path, "--databases", "test", "--secret", TEST_SECRET], {}, 60_000, 200);
+    const held: Socket[] = [];
+    try {
+      const said = (): Record<string, unknown> | undefined => served.logs.find((l) => typeof l.msg === "string" && /open-files limit is 200/.test(l.msg));
+      for (const end = Date.now() + 10_000; said() === undefined && Date.now() < end; ) await new Promise((r) => setTimeout(r, 20));
+      const warning = said();
+      assert.ok(warning, "the start-up log says the cap was lowered");
+      assert.equal(warning.maxConnections, 136);
+      const { port } = new URL(served.url);
+      // More idle connections than the process has descriptors for.
+      for (let i = 0; i < 240; i++) {
+        const s = connect(Number(port), "127.0.0.1");
+        s.on("error", () => {});
+        held.push(s);
+      }
+      await Promise.all(held.map((s) => new Promise<void>((r) => (s.connecting ? s.once("connect", () => r()).once("close", () => r()) : r()))));
+      const res = await fetch(`${served.url}/healthz`);
+      assert.equal(res.status, 503);
+      assert.equal(((await res.json()) as { error: { code: string } }).error.code, "TIDINGS_ERR_LIMIT_CONNECTIONS");
+      for (const s of held) s.destroy();
+      held.length = 0;
+      // Once they leave, the server answers again.
+      for (const end = Date.now() + 15_000; ; ) {
+        const again = await fetch(`${served.url}/healthz`).catch(() => null);
+        if (again?.status === 200) break;
+        if (Date.now() > end) throw new Error(`no 200 from /healthz after the idle connections left (last: ${again?.status})`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    } finally {
+      for (const s of held) s.destroy();
+      await served.stop("SIGKILL");
+      dir.remove();
+    }
   });
 });

@@ -73,6 +73,13 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  /** Promises that rejected with nobody waiting (`tidings serve` logs each and keeps serving): alert on it. */
+  readonly unhandledRejections = new Counter({
+    name: "tidings_unhandled_rejections_total",
+    help: "Promise rejections nobody handled (a bug); the server logged each and kept serving.",
+    registers: [this.registry],
+  });
+
   /** Connections and requests refused by a resource cap (docs/security.md), by reason. */
   readonly refused = new Counter({
     name: "tidings_refused_total",

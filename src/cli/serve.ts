@@ -20,10 +20,11 @@ export function registerServe(program: Command): void {
     // A promise nobody awaited rejected (a bug, here or in a driver: porsager/postgres#1192).
     // No caller was waiting on it, whereas exiting would drop every connection and, on the
     // memory store, every message: it is logged as the bug it is, and the server keeps serving.
+    const server = await createServer({ ...input, logger });
     process.on("unhandledRejection", (err) => {
+      server.bus.metrics.unhandledRejections.inc();
       logger.error({ err }, "unhandled promise rejection: a bug, please report it; still serving");
     });
-    const server = await createServer({ ...input, logger });
     await server.listen();
     // One line for the person who started it; the JSON logs (stdout) say the same for machines.
     process.stderr.write(`${startupLine(server.url, options)}\n`);

@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { parkedPolls, post, runCli, runCliOk, serve, tempDir, type Served } from "./cli-process.js";
+import { METRICS_TOKEN, parkedPolls, post, runCli, runCliOk, serve, tempDir, type Served } from "./cli-process.js";
 
 describe("tidings serve", () => {
   const dir = tempDir();
@@ -101,6 +101,8 @@ describe("tidings serve and a rejection nobody awaited", () => {
     assert.match(String((logged.err as { stack?: unknown }).stack), /a rejection nobody awaited/);
     const health = await fetch(`${server.url}/healthz`);
     assert.deepEqual([health.status, await health.json()], [200, { status: "ok" }]);
+    const metrics = await fetch(`${server.url}/metrics`, { headers: { authorization: `Bearer ${METRICS_TOKEN}` } });
+    assert.match(await metrics.text(), /^tidings_unhandled_rejections_total 1$/m, "counted for alerting");
     assert.equal(await server.stop("SIGTERM"), 0);
   });
 });

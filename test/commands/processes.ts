@@ -110,26 +110,50 @@ export function startClientProcess(opts: {
   });
 }
 
-/** A TCP relay in front of a server: `cut()` drops every connection; `target` may change (a restarted server). */
+/**
+ * A TCP relay in front of a server: `cut()` drops every connection; `target` may change (a
+ * restarted server); `refuseUpgrades` closes that many of the next WebSocket handshakes.
+ */
 export class Relay {
+  /** The next this many WebSocket handshakes are refused (their socket closed), as in a reconnect storm. */
+  refuseUpgrades = 0;
+  refusedUpgrades = 0;
   private readonly server: Server;
   private readonly sockets = new Set<Socket>();
 
   private constructor(public target: number) {
     this.server = createServer((inbound) => {
-      const outbound = connect(this.target, "127.0.0.1");
-      for (const s of [inbound, outbound]) {
-        this.sockets.add(s);
-        s.on("close", () => this.sockets.delete(s));
-        s.on("error", () => {
+      if (this.refuseUpgrades === 0) return this.forward(inbound);
+      this.track(inbound, inbound);
+      inbound.once("data", (first: Buffer) => {
+        if (this.refuseUpgrades > 0 && /^upgrade: *websocket/im.test(first.toString("latin1"))) {
+          this.refuseUpgrades--;
+          this.refusedUpgrades++;
           inbound.destroy();
-          outbound.destroy();
-        });
-      }
-      inbound.pipe(outbound);
-      outbound.pipe(inbound);
-      inbound.on("close", () => outbound.destroy());
-      outbound.on("close", () => inbound.destroy());
+          return;
+        }
+        this.forward(inbound, first);
+      });
+    });
+  }
+
+  private forward(inbound: Socket, first?: Buffer): void {
+    const outbound = connect(this.target, "127.0.0.1");
+    for (const s of [inbound, outbound]) this.track(s, s === inbound ? outbound : inbound);
+    if (first !== undefined) outbound.write(first);
+    inbound.pipe(outbound);
+    outbound.pipe(inbound);
+    inbound.on("close", () => outbound.destroy());
+    outbound.on("close", () => inbound.destroy());
+  }
+
+  private track(s: Socket, peer: Socket): void {
+    if (this.sockets.has(s)) return;
+    this.sockets.add(s);
+    s.on("close", () => this.sockets.delete(s));
+    s.on("error", () => {
+      s.destroy();
+      peer.destroy();
     });
   }
 

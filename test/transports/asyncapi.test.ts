@@ -16,29 +16,14 @@ import * as F from "../../src/protocol/rohrpost-frames.js";
 import { GAP_EVENT_DATA, MESSAGE_EVENT_DATA } from "../../src/protocol/sse-events.js";
 import { CLOSE } from "../../src/transports/websocket/close-codes.js";
 import { request, startServer, token } from "../helpers/server.js";
+import { refs, resolve, type Json } from "./json-refs.js";
 import { FrameClient, wsUrl, type Frame } from "./websocket-helpers.js";
 
-type Json = Record<string, any>;
 
 /** Value.Check, with what is wrong in the message when it fails. */
 function assertFrame(schema: TSchema, frame: unknown, what: string): void {
   const errors = [...Value.Errors(schema, frame)].slice(0, 3).map((e) => `${e.path} ${e.message}`);
   assert.ok(Value.Check(schema, frame), `${what} ${JSON.stringify(frame)} does not match its schema: ${errors.join("; ")}`);
-}
-
-/** Where a local `$ref` points, following references; undefined when it resolves to nothing. */
-function resolve(doc: Json, ref: string): Json | undefined {
-  if (!ref.startsWith("#/")) return undefined;
-  const unescape = (part: string) => part.replace(/~1/g, "/").replace(/~0/g, "~");
-  const target = ref.slice(2).split("/").map(unescape).reduce<any>((o, part) => o?.[part], doc);
-  return typeof target?.$ref === "string" ? resolve(doc, target.$ref) : target;
-}
-
-/** Every `$ref` of the document, and where it points. */
-function refs(doc: Json): Array<[string, unknown]> {
-  const found: string[] = [];
-  JSON.stringify(doc, (k, v) => (k === "$ref" ? (found.push(v as string), v) : v));
-  return found.map((ref) => [ref, resolve(doc, ref)]);
 }
 
 describe("GET /asyncapi.json", () => {

@@ -10,8 +10,8 @@ import assert from "node:assert/strict";
 import type { TidingsServer } from "../../src/server.js";
 import { jsonSchema } from "../../src/transports/http/openapi.js";
 import { request, startServer, token } from "../helpers/server.js";
+import { refs, type Json } from "./json-refs.js";
 
-type Json = Record<string, any>;
 
 /** JSON Schema 2020-12 keywords the generated schemas may use. */
 const SCHEMA_KEYWORDS = new Set([
@@ -51,12 +51,7 @@ function openApiProblems(doc: Json): string[] {
   if (typeof doc.info?.title !== "string" || typeof doc.info?.version !== "string") problems.push("info needs title and version");
   const schemes = Object.keys(doc.components?.securitySchemes ?? {});
   const ids = new Set<string>();
-  const refs: string[] = [];
-  JSON.stringify(doc, (k, v) => (k === "$ref" ? (refs.push(v as string), v) : v));
-  for (const ref of refs) {
-    const target = ref.replace(/^#\//, "").split("/").reduce<any>((o, part) => o?.[part], doc);
-    if (!ref.startsWith("#/") || target === undefined) problems.push(`$ref ${ref} does not resolve`);
-  }
+  for (const [ref, target] of refs(doc)) if (target === undefined) problems.push(`$ref ${ref} does not resolve`);
   for (const [path, item] of Object.entries(doc.paths as Json)) {
     if (!path.startsWith("/")) problems.push(`${path}: must start with /`);
     const templated = [...path.matchAll(/\{([^}]+)\}/g)].map((m) => m[1]);

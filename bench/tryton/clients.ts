@@ -8,7 +8,7 @@
  * notifications published, answers with the counts, the latency histogram (from the
  * publisher's request) and every receipt as [seq, epoch ms].
  */
-import { Agent, request } from "node:http";
+import { Client as HttpClient } from "undici";
 import { Histogram } from "../longpoll/histogram.js";
 
 export interface ClientsReport {
@@ -24,43 +24,35 @@ export interface ClientsReport {
 type Answer = { message: { message_id: string; title: string; body: string } | null };
 
 const [url, authorization, count, prefix, load] = process.argv.slice(2) as [string, string, string, string, string];
-const agent = new Agent({ keepAlive: true, maxSockets: Number(count) + 10 });
+const target = new URL(url);
 const totals = { delivered: 0, duplicated: 0, outOfOrder: 0 };
 const latency = new Histogram();
 const receipts: Array<[number, number]> = [];
 const errors = new Map<string, number>();
 let stopped = false;
 
-function poll(cursor: string | null, id: string): Promise<Answer> {
-  const payload = JSON.stringify({ last_message: cursor, channels: [`client:${id}`] });
-  return new Promise((resolve, reject) => {
-    const req = request(url, {
-      method: "POST",
-      agent,
-      headers: { "content-type": "application/json", "content-length": Buffer.byteLength(payload), authorization },
-    });
-    req.on("error", reject);
-    req.on("response", (res) => {
-      let text = "";
-      res.setEncoding("utf8");
-      res.on("data", (c: string) => (text += c));
-      res.on("end", () => {
-        if (res.statusCode !== 200) return reject(new Error(`${res.statusCode} ${text.slice(0, 200)}`));
-        try {
-          resolve(JSON.parse(text) as Answer);
-        } catch (e) {
-          reject(e);
-        }
-      });
-    });
-    req.end(payload);
+/** One keep-alive connection per client, as a browser tab holds: undici costs the load generator less CPU than node:http. */
+function connect(): HttpClient {
+  return new HttpClient(target.origin, { pipelining: 1, headersTimeout: 0, bodyTimeout: 0, keepAliveTimeout: 600_000 });
+}
+
+async function poll(http: HttpClient, cursor: string | null, id: string): Promise<Answer> {
+  const res = await http.request({
+    method: "POST",
+    path: target.pathname,
+    headers: { "content-type": "application/json", authorization },
+    body: JSON.stringify({ last_message: cursor, channels: [`client:${id}`] }),
   });
+  const text = await res.body.text();
+  if (res.statusCode !== 200) throw new Error(`${res.statusCode} ${text.slice(0, 200)}`);
+  return JSON.parse(text) as Answer;
 }
 
 class Client {
   private cursor: string | null = null;
   readonly seen = new Set<number>();
   private maxSeq = -1;
+  readonly http = connect();
   constructor(private readonly id: string) {}
 
   async run(started: () => void): Promise<void> {
@@ -68,7 +60,7 @@ class Client {
     while (!stopped) {
       let answer: Answer;
       try {
-        const pending = poll(this.cursor, this.id);
+        const pending = poll(this.http, this.cursor, this.id);
         if (first) started();
         first = false;
         answer = await pending;
@@ -106,7 +98,7 @@ for (const c of clients) void c.run(() => --waiting === 0 && process.send!({ rea
 process.on("message", (m: { total: number }) => {
   if (stopped) return;
   stopped = true;
-  agent.destroy();
+  for (const c of clients) void c.http.destroy();
   const report: ClientsReport = {
     ...totals,
     missing: clients.reduce((a, c) => a + (m.total - c.seen.size), 0),

@@ -2,13 +2,16 @@
  * trytond's own bus and tidings side by side, fed by the same trytond publishes.
  *
  *   node --import tsx bench/tryton/run.ts [--loads 50x25,50x100,100x100] [--seconds 5] [--buses trytond,tidings]
+ *        [--modes together,turns]
  *
  * One Tryton database (cloned from the tests' template), trytond 6.0 as a server process
- * (its own LongPollingBus), tidings as a server process (`tryton.url`), and one trytond
+ * (its own LongPollingBus), tidings as a server process (`tidings serve --tryton-url …`, from
+ * dist/, built first when src/ changed), and one trytond
  * publisher (test/tryton/trytond_publish.py: `trytond.bus.notify(user=1)`, one Tryton
  * transaction each) at M notifications/s. Each load `NxM` runs N long-polling clients on
- * each bus at the same time, every client polling as a Tryton client does (one message per
- * answer, re-polling from the last message_id, Tryton session header). A notification
+ * each bus at the same time (`together`: the same publishes feed both), then again on each
+ * bus alone (`turns`: the machine's two cores to one bus and its clients), every client
+ * polling as a Tryton client does (one message per answer, re-polling from the last message_id, Tryton session header). A notification
  * carries its sequence number and send time: per bus, lost / duplicated / out-of-order
  * deliveries, deliveries/s (from the first publish to the last delivery, at least the
  * publishing time) and latency quantiles, from the publisher's request and from
@@ -17,15 +20,17 @@
  * has it 6 s (trytond: it keeps messages 5 s) or 30 s (tidings) after the last publish.
  * The CPU time of every process, and how long its main thread waited for a CPU, are printed
  * per load: on a shared machine they tell a saturated bus from a starved one.
+ * TIDINGS_BENCH_PER_SECOND=1 prints latency quantiles per second of publishing on stderr.
  * TIDINGS_BENCH_CPU_PROF=<dir> writes a V8 CPU profile of the tidings process there.
  */
-import { fork, spawn, type ChildProcess } from "node:child_process";
+import { execFileSync, fork, spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
+import { distIsFresh } from "../../scripts/dist-state.mjs";
 import { Histogram } from "../longpoll/histogram.js";
 import { cpuMs } from "../longpoll/proc-stats.js";
 import type { ClientsReport } from "./clients.js";
@@ -33,6 +38,7 @@ import { adminSql, dropDatabase, SERVER_URL, uniqueName } from "../../test/tryto
 import { ADMIN_PASSWORD, cloneTemplate, login, PYTHON, TrytondServer, trytondSkip, trytondVersion, writeConfig, type Session } from "../../test/tryton/trytond.js";
 
 const HERE = fileURLToPath(new URL(".", import.meta.url));
+const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const PUBLISH_PY = fileURLToPath(new URL("../../test/tryton/trytond_publish.py", import.meta.url));
 
 const { values } = parseArgs({
@@ -41,8 +47,13 @@ const { values } = parseArgs({
     seconds: { type: "string", default: "5" },
     // `--buses tidings` leaves trytond's clients out: what the machine gives tidings alone.
     buses: { type: "string", default: "trytond,tidings" },
+    // together: both buses fed by the same publishes at once (what each loses of the same
+    // messages); turns: the same load again for each bus alone (two cores cannot hold both
+    // buses and their clients at 10,000 deliveries/s: latency of a bus with the machine to itself).
+    modes: { type: "string", default: "together,turns" },
   },
 });
+const MODES = values.modes!.split(",");
 const BUSES = new Set(values.buses!.split(","));
 const LOADS = values.loads!.split(",").map((l) => l.split("x").map(Number) as [number, number]);
 const SECONDS = Number(values.seconds);
@@ -102,14 +113,30 @@ function stopClients(procs: ChildProcess[], total: number): Promise<ClientsRepor
   );
 }
 
-function startTidings(db: string, dir: string): Promise<{ url: string; child: ChildProcess }> {
+/**
+ * `tidings serve --tryton-url …` as an administrator runs it: the CLI, from dist/ (built first
+ * when src/ changed: tsx at run time costs CPU per call). Resolves once it leads ingestion.
+ */
+async function startTidings(db: string, dir: string): Promise<{ url: string; child: ChildProcess }> {
+  if (!distIsFresh()) execFileSync(process.execPath, [join(ROOT, "scripts", "build.mjs")], { stdio: "inherit" });
   const prof = process.env.TIDINGS_BENCH_CPU_PROF ? ["--cpu-prof", "--cpu-prof-dir", process.env.TIDINGS_BENCH_CPU_PROF] : [];
-  const child = spawn(process.execPath, [...prof, "--import", "tsx", join(HERE, "tidings-process.ts"), SERVER_URL, db, join(dir, "tidings.db")], {
-    stdio: ["ignore", "pipe", "inherit"],
-  });
+  const args = ["serve", "--host", "127.0.0.1", "--port", "0", "--log-level", "info", "--databases", db, "--tryton-url", SERVER_URL];
+  args.push("--tryton-poll-interval", "200ms", "--poll-timeout", "30s", "--store", `sqlite:${join(dir, "tidings.db")}`, "--secret", "bench-tryton-secret-bench-tryton-secret-0123");
+  const child = spawn(process.execPath, [...prof, join(ROOT, "bin", "tidings.mjs"), ...args], { stdio: ["ignore", "pipe", "pipe"] });
+  let url: string | undefined;
+  let leads = false;
   return new Promise((resolve, reject) => {
-    child.once("exit", (code) => reject(new Error(`tidings exited ${code}`)));
-    createInterface({ input: child.stdout! }).once("line", (line) => resolve({ url: line.replace(/^listening /, ""), child }));
+    const ready = () => url !== undefined && leads && resolve({ url, child });
+    child.once("exit", (code) => reject(new Error(`tidings serve exited ${code}`)));
+    createInterface({ input: child.stderr! }).on("line", (line) => {
+      const m = /^tidings listening on (http:\/\/\S+)/.exec(line);
+      if (m) (url = m[1]!), ready();
+      else process.stderr.write(`[tidings] ${line}\n`);
+    });
+    createInterface({ input: child.stdout! }).on("line", (line) => {
+      if (line.includes("leading ingestion of this Tryton database")) (leads = true), ready();
+      else if (!/"level":(30|20|10)\b/.test(line)) process.stderr.write(`[tidings] ${line}\n`);
+    });
   });
 }
 
@@ -118,6 +145,8 @@ let loads = 0;
 async function runLoad(clients: number, rate: number, buses: Record<string, string>, session: Session, dir: string, db: string, pids: Record<string, number>) {
   const loadNumber = ++loads;
   const results: Record<string, BusResult> = {};
+  /** Latency by the second of publishing its notification was sent in (all buses). */
+  const perSecond: Histogram[] = [];
   const byBus: Record<string, ChildProcess[]> = {};
   for (const [name, base] of Object.entries(buses)) byBus[name] = await startClients(`${base}/${db}/bus`, session, clients, name, loadNumber);
   // Let every client park on both buses (trytond starts its listener on the first poll).
@@ -128,15 +157,19 @@ async function runLoad(clients: number, rate: number, buses: Record<string, stri
   let acked = 0;
   /** Commit time of each counted notification: the publisher answers in order, one line each. */
   const committed: number[] = [];
+  const warmUp = rate;
   await new Promise<void>((ok) => lines.once("line", () => ok()));
   lines.on("line", (l) => {
     if (l !== "ok") throw new Error(`publisher: ${l}`);
-    if (acked++ >= 20) committed.push(Date.now());
+    if (acked++ >= warmUp) committed.push(Date.now());
   });
-  // Warm both buses and the publisher up (first transactions and JIT are slow), uncounted.
-  for (let n = 0; n < 20; n++) {
+  // Warm the buses, their clients and the publisher up, uncounted: one second at the load's
+  // rate (first transactions and JIT compilation are slow: a cold second's p99 is 5–10×).
+  const warmUpStart = performance.now();
+  for (let n = 0; n < warmUp; n++) {
+    const wait = warmUpStart + (n * 1000) / rate - performance.now();
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
     publisher.stdin!.write(`${JSON.stringify({ user: 1, actions: [{ notify: { title: `${loadNumber}:warm-up`, body: String(Date.now()), user: 1 } }] })}\n`);
-    await new Promise((r) => setTimeout(r, 50));
   }
   await new Promise((r) => setTimeout(r, 1500));
   const total = rate * SECONDS;
@@ -176,7 +209,7 @@ async function runLoad(clients: number, rate: number, buses: Record<string, stri
   );
   // Then wait for the publisher.
   const deadline = Date.now() + 30_000;
-  while (acked < total + 20 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  while (acked < total + warmUp && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
   const exited = new Promise<number | null>((r) => publisher.once("exit", (code) => r(code)));
   publisher.stdin!.end();
   if ((await exited) !== 0) throw new Error("the trytond publisher failed");
@@ -201,9 +234,13 @@ async function runLoad(clients: number, rate: number, buses: Record<string, stri
       for (const [e, n] of rep.errors) r.errors.set(e, (r.errors.get(e) ?? 0) + n);
       for (const [seq, at] of rep.receipts) {
         if (committed[seq] !== undefined) r.fromCommit.record(at - committed[seq]!);
+        if (sentAt[seq] !== undefined) (perSecond[Math.floor(seq / rate)] ??= new Histogram()).record(at - sentAt[seq]!);
         r.lastAt = Math.max(r.lastAt, at);
       }
     }
+  }
+  if (process.env.TIDINGS_BENCH_PER_SECOND) {
+    perSecond.forEach((h, i) => console.error(`load ${loadNumber}, second ${i} of publishing: p50 ${h.quantile(0.5)} / p99 ${h.quantile(0.99)} / max ${h.quantile(1)} ms`));
   }
   const lag = new Histogram();
   // How far behind the publisher's requests trytond's commits were.
@@ -226,19 +263,24 @@ async function main(): Promise<void> {
     console.log("|---|---|---|---|---|---|---|---|---|---|---|");
     for (const [clients, rate] of LOADS) {
       const pids = { trytond: trytond.pid, tidings: tidings.child.pid! };
-      const buses = Object.fromEntries(Object.entries({ trytond: trytond.url, tidings: tidings.url }).filter(([name]) => BUSES.has(name)));
-      const { results, total, startedAt, cpuShare, lag } = await runLoad(clients, rate, buses, session, dir, db, pids);
-      for (const [name, r] of Object.entries(results)) {
-        const expected = total * clients;
-        const q = (h: Histogram, p: number) => (h.total === 0 ? "–" : h.quantile(p).toFixed(1));
-        console.log(
-          `| ${clients} × ${rate} | ${name} | ${expected} | ${r.delivered} | ${r.lost} (${((100 * r.lost) / expected).toFixed(1)} %) | ${r.duplicated} | ${r.outOfOrder} | ${Math.round(r.delivered / Math.max(SECONDS, (r.lastAt - startedAt) / 1000))} | ${q(r.latency, 0.5)} | ${q(r.latency, 0.99)} | ${q(r.fromCommit, 0.5)} / ${q(r.fromCommit, 0.99)} |`,
-        );
+      const all = Object.entries({ trytond: trytond.url, tidings: tidings.url }).filter(([name]) => BUSES.has(name));
+      const runs: Array<{ buses: Record<string, string>; label: string }> = [];
+      if (MODES.includes("together") || all.length === 1) runs.push({ buses: Object.fromEntries(all), label: all.length > 1 ? " (together)" : "" });
+      if (MODES.includes("turns") && all.length > 1) for (const bus of all) runs.push({ buses: Object.fromEntries([bus]), label: " (alone)" });
+      for (const { buses, label } of runs) {
+        const { results, total, startedAt, cpuShare, lag } = await runLoad(clients, rate, buses, session, dir, db, pids);
+        for (const [name, r] of Object.entries(results)) {
+          const expected = total * clients;
+          const q = (h: Histogram, p: number) => (h.total === 0 ? "–" : h.quantile(p).toFixed(1));
+          console.log(
+            `| ${clients} × ${rate} | ${name}${label} | ${expected} | ${r.delivered} | ${r.lost} (${((100 * r.lost) / expected).toFixed(1)} %) | ${r.duplicated} | ${r.outOfOrder} | ${Math.round(r.delivered / Math.max(SECONDS, (r.lastAt - startedAt) / 1000))} | ${q(r.latency, 0.5)} | ${q(r.latency, 0.99)} | ${q(r.fromCommit, 0.5)} / ${q(r.fromCommit, 0.99)} |`,
+          );
+        }
+        for (const [name, r] of Object.entries(results)) {
+          if (r.errors.size > 0) console.log(`|   | (${name}: failed polls ${[...r.errors].map(([e, n]) => `${n} × ${e}`).join("; ")}) |`);
+        }
+        console.log(`|   | (publisher: commit p50 ${lag.quantile(0.5).toFixed(1)} / p99 ${lag.quantile(0.99).toFixed(1)} ms after the request; CPU while publishing: ${cpuShare.join(", ")}) |`);
       }
-      for (const [name, r] of Object.entries(results)) {
-        if (r.errors.size > 0) console.log(`|   | (${name}: failed polls ${[...r.errors].map(([e, n]) => `${n} × ${e}`).join("; ")}) |`);
-      }
-      console.log(`|   | (publisher: commit p50 ${lag.quantile(0.5).toFixed(1)} / p99 ${lag.quantile(0.99).toFixed(1)} ms after the request; CPU while publishing: ${cpuShare.join(", ")}) |`);
     }
   } finally {
     tidings.child.kill("SIGTERM");

@@ -4,7 +4,7 @@ import type { Identity } from "../core/identity.js";
 import { TidingsError } from "../errors.js";
 import { verifyToken } from "./tokens.js";
 import { TokenCache } from "./token-cache.js";
-import { parseSessionHeader, type SessionVerifier } from "./tryton-session.js";
+import { parseSessionCookie, parseSessionHeader, TRYTON_SESSION_COOKIE, type SessionVerifier, type TrytonSession } from "./tryton-session.js";
 import { assertCookieOrigin } from "./cookie-origin.js";
 
 export interface AuthOptions {
@@ -39,6 +39,12 @@ export class Authenticator {
     if (cookie) {
       this.checkCookieOrigin(headers);
       return this.fromToken(db, cookie, "cookie");
+    }
+    // sao 8 sends no header: trytond 8 keeps its session in a cookie, sent to /<db>/… only.
+    const trytonCookie = this.options.sessionVerifier === undefined ? null : readCookie(headers.cookie, TRYTON_SESSION_COOKIE, false);
+    if (trytonCookie) {
+      this.checkCookieOrigin(headers);
+      return this.checkSession(db, parseSessionCookie(trytonCookie));
     }
     if (queryToken) return this.fromToken(db, queryToken, "jwt");
     throw new TidingsError("TIDINGS_ERR_AUTH_REQUIRED");
@@ -94,8 +100,11 @@ export class Authenticator {
     return checkDb(db, identity);
   }
 
-  private async fromSession(db: string, value: string): Promise<Identity> {
-    const session = parseSessionHeader(value);
+  private fromSession(db: string, value: string): Promise<Identity> {
+    return this.checkSession(db, parseSessionHeader(value));
+  }
+
+  private async checkSession(db: string, session: TrytonSession): Promise<Identity> {
     const verifier = this.options.sessionVerifier;
     if (verifier === undefined) {
       throw new TidingsError("TIDINGS_ERR_AUTH_INVALID", "Tryton Session credentials are not enabled on this server.");
@@ -111,14 +120,17 @@ function checkDb(db: string, identity: Identity): Identity {
   throw new TidingsError("TIDINGS_ERR_AUTH_WRONG_DB", `These credentials are for database ${JSON.stringify(identity.db)}.`);
 }
 
-export function readCookie(header: string | undefined, name: string): string | null {
+/** A cookie's value, percent-decoded unless `decode` is false (a cookie written by another server). */
+export function readCookie(header: string | undefined, name: string, decode = true): string | null {
   if (!header) return null;
   for (const part of header.split(";")) {
     const eq = part.indexOf("=");
     if (eq < 0) continue;
     if (part.slice(0, eq).trim() === name) {
+      const value = part.slice(eq + 1).trim();
+      if (!decode) return value;
       try {
-        return decodeURIComponent(part.slice(eq + 1).trim());
+        return decodeURIComponent(value);
       } catch {
         return null;
       }

@@ -181,6 +181,30 @@ describe("Tryton sessions from Tryton's PostgreSQL", { skip }, () => {
     assert.deepEqual([r.status, r.text], [200, EMPTY]);
   });
 
+  it("accepts trytond 8's tryton_session cookie (sao 8 sends no header), quoted or not, only from the page's own origin", async () => {
+    const key = await newSession("alice");
+    const poll = (cookie: string, headers: Record<string, string> = {}) => call(`${quick.url}/${DB}/bus`, { headers: { cookie, ...headers }, body: { last_message: null, channels: ["user:7"] } });
+    const host = new URL(quick.url).host;
+    // As the browser sends it: the cookie among others, from a page of this origin.
+    const ok = await poll(`theme=dark; tryton_session=alice:7:${key}`, { origin: `http://${host}` });
+    assert.deepEqual([ok.status, ok.text], [200, EMPTY]);
+    // werkzeug quotes a value holding a space or a non-ASCII character, with octal escapes.
+    await sqlTryton()`UPDATE res_user SET login = 'alicé b' WHERE id = 7`;
+    try {
+      const quoted = await poll(`tryton_session="alic\\303\\251 b:7:${key}"`);
+      assert.deepEqual([quoted.status, quoted.text], [200, EMPTY]);
+    } finally {
+      await sqlTryton()`UPDATE res_user SET login = 'alice' WHERE id = 7`;
+    }
+    // A page of another site may make the browser send the cookie (a form): refused.
+    const forged = await poll(`tryton_session=alice:7:${key}`, { origin: "https://evil.example" });
+    assert.deepEqual([forged.status, (forged.json as { error: { code: string } }).error.code], [403, "TIDINGS_ERR_ORIGIN_FORBIDDEN"]);
+    const wrong = await poll(`tryton_session=alice:7:${randomBytes(32).toString("hex")}`);
+    assert.deepEqual([wrong.status, wrong.text], [401, INVALID]);
+    const malformed = await poll(`tryton_session=${Buffer.from(`alice:7:${key}`).toString("base64")}`);
+    assert.deepEqual([malformed.status, malformed.text], [401, errorBody("TIDINGS_ERR_AUTH_INVALID", "The tryton_session cookie must be login:user_id:key.")]);
+  });
+
   it("caches accepted sessions for cacheSeconds, never refusals, and never past the session's end", async (t) => {
     let now = Date.now();
     const verifier = new TrytonPostgresVerifier({ url: SERVER_URL, cacheSeconds: 30, now: () => now });

@@ -94,7 +94,8 @@ export class TrytonPostgresVerifier implements SessionVerifier {
   async verify(db: string, session: TrytonSession): Promise<Identity | null> {
     const id = Number(session.userId);
     if (!Number.isSafeInteger(id) || id > MAX_ID) return null;
-    const cacheKey = JSON.stringify([db, session.userId, session.login, session.key]);
+    // Asked on every poll: a plain concatenation, unambiguous (the key's length before it, the login last).
+    const cacheKey = `${db}\u0000${session.userId}\u0000${session.key.length}\u0000${session.key}${session.login}`;
     const now = this.now();
     const hit = this.cache.get(cacheKey);
     if (hit !== undefined) {

@@ -8,8 +8,11 @@
  *   own origin with `Authorization: Session …` and shows notifications with
  *   `new Notification(…)`, which the page records.
  * - sao 8.0.11 from npm (`tryton-sao/src/bus.js`), posting to `bus_url_host` (the proxy's
- *   origin, as trytond returns it from the login), the Session header set once for jQuery
- *   (sao 8 itself relies on trytond's cookie; see docs/tryton.md).
+ *   origin, as trytond returns it from the login) with no header at all: sao 8 relies on
+ *   trytond 8's session cookie. Debian has no trytond 8, so after logging in to trytond 6.0
+ *   the test sets that cookie in the browser as trytond 8.0 sets it at login
+ *   (trytond/protocols/wrappers.py: `tryton_session=login:user_id:key`, Path=/<db>,
+ *   HttpOnly, SameSite=Strict, Secure).
  */
 import { describe, it, before, after } from "node:test";
 import assert from "node:assert/strict";
@@ -63,7 +66,7 @@ const STUBS = `
     const r = await fetch('/' + db + '/', { method: 'POST', headers: { 'content-type': 'application/json' },
       body: JSON.stringify({ id: 1, method: 'common.db.login', params: [login, { password: password }, 'en'] }) });
     const result = (await r.json()).result;
-    return { uid: result[0], auth: btoa(login + ':' + result[0] + ':' + result[1]) };
+    return { uid: result[0], key: result[1], auth: btoa(login + ':' + result[0] + ':' + result[1]) };
   };`;
 
 const PAGES: Record<string, string> = {
@@ -80,12 +83,11 @@ const PAGES: Record<string, string> = {
   "/sao8/": `<!doctype html><meta charset="utf-8"><script src="/t/jquery.js"></script><script>${STUBS}</script>
 <script src="/t/sao8-bus.js"></script>
 <script>
-  window.start = async function(db, login, password) {
-    const s = await trytonLogin(db, login, password);
-    jQuery.ajaxSetup({ headers: { Authorization: 'Session ' + s.auth } });
+  // The test sets trytond 8's cookie between the login and listen() (sao 8 has no session key).
+  window.listen = function(db, uid) {
     Sao.Session.current_session = { database: db, bus_url_host: location.origin };
     // sao's own popup handler already listens on client:<id>; the user channel needs one.
-    Sao.Bus.register('user:' + s.uid, function(message) {
+    Sao.Bus.register('user:' + uid, function(message) {
       if (message.type == 'notification') new Notification(message.title, { body: message.body || '' });
     });
     Sao.Bus.listen();
@@ -102,6 +104,8 @@ describe("sao's bus code through the reverse proxy, fed by trytond", { skip }, (
   let tidings: TidingsServer;
   let proxy: Proxy;
   let browser: Browser;
+  /** Bus polls with trytond 8's cookie and no Authorization header (sao 8's). */
+  let cookieOnlyPolls = 0;
 
   before(async () => {
     admin = adminSql();
@@ -123,6 +127,7 @@ describe("sao's bus code through the reverse proxy, fed by trytond", { skip }, (
       "/t/sao6-bus.js": sao6Bus,
     };
     proxy = await startProxy({ tidings: () => tidings.url, trytond: trytond.url }, (req, res) => {
+      if (/\/bus\/?$/.test(req.url ?? "") && req.headers.authorization === undefined && /\btryton_session=/.test(req.headers.cookie ?? "")) cookieOnlyPolls++;
       const page = PAGES[req.url ?? ""];
       const file = files[req.url ?? ""];
       if (page === undefined && file === undefined) return false;
@@ -147,10 +152,21 @@ describe("sao's bus code through the reverse proxy, fed by trytond", { skip }, (
     const page = await browser.newPage();
     await page.exposeFunction("onNote", (title: string, body: string) => notes.push(`${title}|${body}`));
     await page.goto(`${proxy.url}${path}`);
-    const client = await page.evaluate(
-      ([d, p]) => (window as unknown as { start(db: string, l: string, p: string): Promise<string> }).start(d, "admin", p),
+    if (path === "/sao6/") {
+      const client = await page.evaluate(
+        ([d, p]) => (window as unknown as { start(db: string, l: string, p: string): Promise<string> }).start(d, "admin", p),
+        [db, ADMIN_PASSWORD] as const,
+      );
+      return { page, client };
+    }
+    const { uid, key } = await page.evaluate(
+      ([d, p]) => (window as unknown as { trytonLogin(db: string, l: string, p: string): Promise<{ uid: number; key: string }> }).trytonLogin(d, "admin", p),
       [db, ADMIN_PASSWORD] as const,
     );
+    await page.context().addCookies([
+      { name: "tryton_session", value: `admin:${uid}:${key}`, domain: new URL(proxy.url).hostname, path: `/${db}`, httpOnly: true, secure: true, sameSite: "Strict" },
+    ]);
+    const client = await page.evaluate(([d, u]) => (window as unknown as { listen(db: string, uid: number): string }).listen(d, u), [db, uid] as const);
     return { page, client };
   }
 
@@ -185,5 +201,6 @@ describe("sao's bus code through the reverse proxy, fed by trytond", { skip }, (
     // One more poll round: nothing else arrives.
     await new Promise((r) => setTimeout(r, 1_200));
     assert.deepEqual(got, want);
+    assert.ok(cookieOnlyPolls >= want.at(-1)!.length, `sao 8 polled with the cookie alone (${cookieOnlyPolls} polls)`);
   });
 });

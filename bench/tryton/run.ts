@@ -1,8 +1,8 @@
 /**
  * trytond's own bus and tidings side by side, fed by the same trytond publishes.
  *
- *   node --import tsx bench/tryton/run.ts [--loads 50x25,50x100,100x100] [--seconds 5] [--buses trytond,tidings]
- *        [--modes together,turns]
+ *   node --import tsx bench/tryton/run.ts [--loads 50x25,50x100,100x100] [--seconds 5] [--warm-up 3]
+ *        [--buses trytond,tidings] [--modes together,turns]
  *
  * One Tryton database (cloned from the tests' template), trytond 6.0 as a server process
  * (its own LongPollingBus), tidings as a server process (`tidings serve --tryton-url …`, from
@@ -21,7 +21,8 @@
  * The CPU time of every process, and how long its main thread waited for a CPU, are printed
  * per load: on a shared machine they tell a saturated bus from a starved one.
  * TIDINGS_BENCH_PER_SECOND=1 prints latency quantiles per second of publishing on stderr.
- * TIDINGS_BENCH_CPU_PROF=<dir> writes a V8 CPU profile of the tidings process there.
+ * TIDINGS_BENCH_CPU_PROF=<dir> writes a V8 CPU profile of the tidings process there;
+ * TIDINGS_BENCH_NODE_ARGS="…" passes node options to it.
  */
 import { execFileSync, fork, spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
@@ -45,6 +46,8 @@ const { values } = parseArgs({
   options: {
     loads: { type: "string", default: "50x25,50x100,100x100" },
     seconds: { type: "string", default: "5" },
+    // Uncounted, at the load's rate: first transactions and JIT compilation are slow.
+    "warm-up": { type: "string", default: "3" },
     // `--buses tidings` leaves trytond's clients out: what the machine gives tidings alone.
     buses: { type: "string", default: "trytond,tidings" },
     // together: both buses fed by the same publishes at once (what each loses of the same
@@ -57,6 +60,7 @@ const MODES = values.modes!.split(",");
 const BUSES = new Set(values.buses!.split(","));
 const LOADS = values.loads!.split(",").map((l) => l.split("x").map(Number) as [number, number]);
 const SECONDS = Number(values.seconds);
+const WARM_UP_SECONDS = Number(values["warm-up"]);
 
 interface BusResult {
   delivered: number;
@@ -122,7 +126,8 @@ async function startTidings(db: string, dir: string): Promise<{ url: string; chi
   const prof = process.env.TIDINGS_BENCH_CPU_PROF ? ["--cpu-prof", "--cpu-prof-dir", process.env.TIDINGS_BENCH_CPU_PROF] : [];
   const args = ["serve", "--host", "127.0.0.1", "--port", "0", "--log-level", "info", "--databases", db, "--tryton-url", SERVER_URL];
   args.push("--tryton-poll-interval", "200ms", "--poll-timeout", "30s", "--store", `sqlite:${join(dir, "tidings.db")}`, "--secret", "bench-tryton-secret-bench-tryton-secret-0123");
-  const child = spawn(process.execPath, [...prof, join(ROOT, "bin", "tidings.mjs"), ...args], { stdio: ["ignore", "pipe", "pipe"] });
+  const nodeArgs = (process.env.TIDINGS_BENCH_NODE_ARGS ?? "").split(" ").filter(Boolean);
+  const child = spawn(process.execPath, [...prof, ...nodeArgs, join(ROOT, "bin", "tidings.mjs"), ...args], { stdio: ["ignore", "pipe", "pipe"] });
   let url: string | undefined;
   let leads = false;
   return new Promise((resolve, reject) => {
@@ -157,14 +162,15 @@ async function runLoad(clients: number, rate: number, buses: Record<string, stri
   let acked = 0;
   /** Commit time of each counted notification: the publisher answers in order, one line each. */
   const committed: number[] = [];
-  const warmUp = rate;
+  const warmUp = Math.round(rate * WARM_UP_SECONDS);
   await new Promise<void>((ok) => lines.once("line", () => ok()));
   lines.on("line", (l) => {
     if (l !== "ok") throw new Error(`publisher: ${l}`);
     if (acked++ >= warmUp) committed.push(Date.now());
   });
-  // Warm the buses, their clients and the publisher up, uncounted: one second at the load's
-  // rate (first transactions and JIT compilation are slow: a cold second's p99 is 5–10×).
+  // Warm the buses, their clients and the publisher up, uncounted, at the load's rate (first
+  // transactions and JIT compilation are slow: a cold second's p99 is 5–10×, and a process's
+  // first load stays slower for a few seconds more).
   const warmUpStart = performance.now();
   for (let n = 0; n < warmUp; n++) {
     const wait = warmUpStart + (n * 1000) / rate - performance.now();

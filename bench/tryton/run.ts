@@ -19,7 +19,8 @@
  * (bench/tryton/clients.ts, 50 each). A notification counts as lost when no client of a bus
  * has it 6 s (trytond: it keeps messages 5 s) or 30 s (tidings) after the last publish.
  * The CPU time of every process, and how long its main thread waited for a CPU, are printed
- * per load: on a shared machine they tell a saturated bus from a starved one.
+ * per load, and the time of a fixed loop run just before it (the machine's speed of the moment):
+ * on a shared machine they tell a saturated bus from a starved one.
  * TIDINGS_BENCH_PER_SECOND=1 prints latency quantiles per second of publishing on stderr.
  * TIDINGS_BENCH_CPU_PROF=<dir> writes a V8 CPU profile of the tidings process there;
  * TIDINGS_BENCH_NODE_ARGS="…" passes node options to it.
@@ -147,6 +148,23 @@ async function startTidings(db: string, dir: string): Promise<{ url: string; chi
 
 let loads = 0;
 
+/**
+ * This machine's CPU speed right now: milliseconds of a fixed arithmetic loop, best of three
+ * (the same code gives 400–550 ms on this shared machine from one minute to the next, and
+ * every process's CPU per operation moves with it).
+ */
+function referenceLoopMs(): number {
+  let best = Infinity;
+  for (let round = 0; round < 3; round++) {
+    const t = performance.now();
+    let x = 0;
+    for (let i = 0; i < 1e8; i++) x += i % 7;
+    if (x < 0) throw new Error("unreachable");
+    best = Math.min(best, performance.now() - t);
+  }
+  return Math.round(best);
+}
+
 async function runLoad(clients: number, rate: number, buses: Record<string, string>, session: Session, dir: string, db: string, pids: Record<string, number>) {
   const loadNumber = ++loads;
   const results: Record<string, BusResult> = {};
@@ -196,6 +214,7 @@ async function runLoad(clients: number, rate: number, buses: Record<string, stri
   };
   const all_pids: Record<string, number> = { ...pids, publisher: publisher.pid!, "bench runner": process.pid };
   for (const [name, procs] of Object.entries(byBus)) procs.forEach((p, i) => (all_pids[`${name} clients ${i + 1}`] = p.pid!));
+  const reference = referenceLoopMs();
   const cpuBefore = Object.fromEntries(Object.entries(all_pids).map(([k, pid]) => [k, cpu(pid)]));
   const queuedBefore = Object.fromEntries(Object.entries(all_pids).map(([k, pid]) => [k, queued(pid)]));
   const started = performance.now();
@@ -251,7 +270,7 @@ async function runLoad(clients: number, rate: number, buses: Record<string, stri
   const lag = new Histogram();
   // How far behind the publisher's requests trytond's commits were.
   committed.forEach((at, seq) => lag.record(at - (sentAt[seq] ?? at)));
-  return { results, total, startedAt, acked, cpuShare, lag };
+  return { results, total, startedAt, acked, cpuShare, lag, reference };
 }
 
 async function main(): Promise<void> {
@@ -274,7 +293,7 @@ async function main(): Promise<void> {
       if (MODES.includes("together") || all.length === 1) runs.push({ buses: Object.fromEntries(all), label: all.length > 1 ? " (together)" : "" });
       if (MODES.includes("turns") && all.length > 1) for (const bus of all) runs.push({ buses: Object.fromEntries([bus]), label: " (alone)" });
       for (const { buses, label } of runs) {
-        const { results, total, startedAt, cpuShare, lag } = await runLoad(clients, rate, buses, session, dir, db, pids);
+        const { results, total, startedAt, cpuShare, lag, reference } = await runLoad(clients, rate, buses, session, dir, db, pids);
         for (const [name, r] of Object.entries(results)) {
           const expected = total * clients;
           const q = (h: Histogram, p: number) => (h.total === 0 ? "–" : h.quantile(p).toFixed(1));
@@ -285,7 +304,7 @@ async function main(): Promise<void> {
         for (const [name, r] of Object.entries(results)) {
           if (r.errors.size > 0) console.log(`|   | (${name}: failed polls ${[...r.errors].map(([e, n]) => `${n} × ${e}`).join("; ")}) |`);
         }
-        console.log(`|   | (publisher: commit p50 ${lag.quantile(0.5).toFixed(1)} / p99 ${lag.quantile(0.99).toFixed(1)} ms after the request; CPU while publishing: ${cpuShare.join(", ")}) |`);
+        console.log(`|   | (publisher: commit p50 ${lag.quantile(0.5).toFixed(1)} / p99 ${lag.quantile(0.99).toFixed(1)} ms after the request; reference loop ${reference} ms; CPU while publishing: ${cpuShare.join(", ")}) |`);
       }
     }
   } finally {

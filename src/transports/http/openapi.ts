@@ -83,12 +83,24 @@ export function openApiDocument(routes: readonly RouteSpec[]): Record<string, un
       version: VERSION,
       description: "A real-time message bus for business applications. The wires are described in docs/protocol/.",
     },
-    security: [{ bearer: [] }, { cookie: [] }],
+    security: [{ bearer: [] }, { cookie: [] }, { trytonSession: [] }, { trytonCookie: [] }],
     paths,
     components: {
       securitySchemes: {
         bearer: { type: "http", scheme: "bearer", bearerFormat: "JWT", description: "A token of `tidings token` or of the application." },
         cookie: { type: "apiKey", in: "cookie", name: "tidings_session", description: "A token in the session cookie (its name is the `sessionCookie` option)." },
+        trytonSession: {
+          type: "apiKey",
+          in: "header",
+          name: "Authorization",
+          description: "Tryton's `Session base64(login:user_id:key)`, checked against Tryton's ir_session, when Tryton sessions are on (`tryton.url`, `trytonSessions.url`).",
+        },
+        trytonCookie: {
+          type: "apiKey",
+          in: "cookie",
+          name: "tryton_session",
+          description: "trytond 8's session cookie `login:user_id:key` (sao 8), when Tryton sessions are on.",
+        },
       },
       schemas: {
         Error: {

@@ -17,6 +17,7 @@ import type {
   RetentionPolicy,
   StoreCapabilities,
 } from "./store.js";
+import { storeUnavailable } from "./store-errors.js";
 import { WakeupHub } from "./wakeups.js";
 
 type Awaitable<T> = T | Promise<T>;
@@ -73,24 +74,33 @@ export abstract class EngineStore {
     return op();
   }
 
+  /** Runs every operation: a lost connection to the engine answers 503, not 500 (store-errors.ts). */
+  private async guard<T>(op: () => Awaitable<T>): Promise<T> {
+    try {
+      return await op();
+    } catch (e) {
+      throw storeUnavailable(e, this.engine) ?? e;
+    }
+  }
+
   // ---- the log -----------------------------------------------------------------------------
 
   async append(db: string, entries: readonly AppendEntry[]): Promise<AppendResult> {
     this.wakeups.touch(db);
-    const stored = await this.write(() => this.doAppend(db, entries));
+    const stored = await this.guard(() => this.write(() => this.doAppend(db, entries)));
     this.appended(db);
     return stored;
   }
   async read(db: string, query: ReadQuery): Promise<ReadResult> {
     this.wakeups.touch(db);
-    return this.doRead(db, query);
+    return this.guard(() => this.doRead(db, query));
   }
   async head(db: string): Promise<string | null> {
     this.wakeups.touch(db);
-    return this.doHead(db);
+    return this.guard(() => this.doHead(db));
   }
   async trim(db: string, policy: RetentionPolicy, now: number): Promise<number> {
-    return this.write(() => this.doTrim(db, policy, now));
+    return this.guard(() => this.write(() => this.doTrim(db, policy, now)));
   }
   onAppend(listener: (db: string) => void): () => void {
     return this.wakeups.listen(listener);
@@ -99,36 +109,36 @@ export abstract class EngineStore {
   // ---- commands ----------------------------------------------------------------------------
 
   async createCommand(db: string, c: NewCommand): Promise<{ command: CommandRecord; created: boolean }> {
-    return this.write(() => this.commandTable().create(db, c));
+    return this.guard(() => this.write(() => this.commandTable().create(db, c)));
   }
   async getCommand(db: string, id: string): Promise<CommandRecord | null> {
-    return this.commandTable().get(db, id);
+    return this.guard(() => this.commandTable().get(db, id));
   }
   async findCommandByKey(db: string, address: string, idempotencyKey: string): Promise<CommandRecord | null> {
-    return this.commandTable().findByKey(db, address, idempotencyKey);
+    return this.guard(() => this.commandTable().findByKey(db, address, idempotencyKey));
   }
   async listCommands(db: string, filter: CommandFilter): Promise<CommandRecord[]> {
-    return this.commandTable().list(db, filter);
+    return this.guard(() => this.commandTable().list(db, filter));
   }
   async countOpenCommands(db: string, address: string): Promise<number> {
-    return this.commandTable().countOpen(db, address);
+    return this.guard(() => this.commandTable().countOpen(db, address));
   }
   async claimCommands(db: string, address: string, claimer: string, limit: number, now: number, leaseMs: number): Promise<CommandRecord[]> {
-    return this.write(() => this.commandTable().claim(db, address, claimer, limit, now, leaseMs));
+    return this.guard(() => this.write(() => this.commandTable().claim(db, address, claimer, limit, now, leaseMs)));
   }
   async startCommand(db: string, id: string, claimer: string, now: number): Promise<CommandRecord | null> {
-    return this.write(() => this.commandTable().start(db, id, claimer, now));
+    return this.guard(() => this.write(() => this.commandTable().start(db, id, claimer, now)));
   }
   async renewClaims(db: string, claimer: string, now: number, leaseMs: number): Promise<number> {
-    return this.write(() => this.commandTable().renew(db, claimer, now, leaseMs));
+    return this.guard(() => this.write(() => this.commandTable().renew(db, claimer, now, leaseMs)));
   }
   async releaseClaims(db: string, claimer: string): Promise<number> {
-    return this.write(() => this.commandTable().release(db, claimer));
+    return this.guard(() => this.write(() => this.commandTable().release(db, claimer)));
   }
   async finishCommand(db: string, id: string, outcome: CommandOutcome, claimer: string | null, now: number): Promise<FinishResult> {
-    return this.write(() => this.commandTable().finish(db, id, outcome, claimer, now));
+    return this.guard(() => this.write(() => this.commandTable().finish(db, id, outcome, claimer, now)));
   }
   async expireCommands(db: string, now: number): Promise<CommandRecord[]> {
-    return this.write(() => this.commandTable().expire(db, now));
+    return this.guard(() => this.write(() => this.commandTable().expire(db, now)));
   }
 }

@@ -47,3 +47,29 @@ function reason(e: unknown): string {
 export function invalidStoreUrl(url: string, cause: unknown): TidingsError {
   return new TidingsError("TIDINGS_ERR_CONFIG", `Invalid store URL ${redactStoreUrl(url)}: ${reason(cause)}.`, { cause });
 }
+
+/** Socket failures of any driver, and PostgreSQL's (postgres.js codes and SQLSTATEs) that mean the server went away. */
+const CONNECTION_CODES = new Set([
+  "ECONNREFUSED", "ECONNRESET", "ECONNABORTED", "EPIPE", "ETIMEDOUT", "ENOTFOUND", "EHOSTUNREACH", "ENETUNREACH", "EAI_AGAIN",
+  "CONNECTION_CLOSED", "CONNECTION_ENDED", "CONNECTION_DESTROYED", "CONNECT_TIMEOUT",
+  // admin_shutdown, crash_shutdown, cannot_connect_now, too_many_connections
+  "57P01", "57P02", "57P03", "53300",
+]);
+
+/**
+ * A store operation that failed because the store cannot be reached, rather than because of
+ * the request: the engine is down, restarting or out of connections (PostgreSQL), Redis gave
+ * up retrying the command, or another process held SQLite's write lock past busy_timeout.
+ * That is 503 TIDINGS_ERR_STORE_UNAVAILABLE (retry), not 500; null for any other failure.
+ * The message names no host: the cause, logged by the server, does.
+ */
+export function storeUnavailable(e: unknown, engine: string): TidingsError | null {
+  if (e instanceof TidingsError || typeof e !== "object" || e === null) return null;
+  const { code, name, message } = e as { code?: unknown; name?: unknown; message?: unknown };
+  const lost =
+    (typeof code === "string" && (CONNECTION_CODES.has(code) || /^08[0-9A-Z]{3}$/.test(code) || code.startsWith("SQLITE_BUSY"))) ||
+    name === "MaxRetriesPerRequestError" ||
+    (typeof message === "string" && (message === "Connection is closed." || message.startsWith("Stream isn't writeable")));
+  if (!lost) return null;
+  return new TidingsError("TIDINGS_ERR_STORE_UNAVAILABLE", `The ${engine} store cannot be reached now. Retry shortly.`, { cause: e });
+}

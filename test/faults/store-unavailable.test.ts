@@ -1,0 +1,209 @@
+/**
+ * The store goes away under a running server: PostgreSQL behind a TCP relay the test cuts,
+ * a Redis of the test's own killed. A publish then answers 503 TIDINGS_ERR_STORE_UNAVAILABLE
+ * (retry later), not 500, naming no host; the server keeps serving, and once the store is
+ * back the same publish succeeds and what was acknowledged before is still there. SQLite's
+ * write lock held by another process past busy_timeout is classified the same way.
+ */
+import { after, before, describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
+import { createServer as createNetServer, connect, type Server, type Socket } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import Database from "better-sqlite3";
+import postgres from "postgres";
+import type { TidingsServer } from "../../src/server.js";
+import { storeUnavailable } from "../../src/stores/store-errors.js";
+import { startServer, token } from "../helpers/server.js";
+import { call, type Reply } from "../transports/longpoll-client.js";
+import { PrivateRedis, redisServerMissing } from "../scale-out/engines.js";
+
+const PG_URL = process.env.TIDINGS_TEST_POSTGRES_URL ?? "postgres://postgres@127.0.0.1:5432/test";
+
+async function postgresReachable(): Promise<boolean> {
+  const probe = postgres(PG_URL, { max: 1, connect_timeout: 3, onnotice: () => {} });
+  try {
+    await probe`SELECT 1`;
+    return true;
+  } catch {
+    return false;
+  } finally {
+    await probe.end({ timeout: 1 });
+  }
+}
+
+/** A TCP relay to PostgreSQL that the test can cut (every connection reset, new ones refused) and restore. */
+class Relay {
+  private server: Server | null = null;
+  private readonly sockets = new Set<Socket>();
+  port = 0;
+
+  constructor(private readonly target: { host: string; port: number }) {}
+
+  async start(): Promise<void> {
+    const server = createNetServer((client) => {
+      const upstream = connect(this.target.port, this.target.host);
+      for (const s of [client, upstream]) {
+        this.sockets.add(s);
+        s.on("close", () => this.sockets.delete(s));
+        s.on("error", () => {
+          client.destroy();
+          upstream.destroy();
+        });
+      }
+      client.pipe(upstream).pipe(client);
+    });
+    await new Promise<void>((ok) => server.listen(this.port, "127.0.0.1", ok));
+    this.port = (server.address() as { port: number }).port;
+    this.server = server;
+  }
+
+  async cut(): Promise<void> {
+    const server = this.server;
+    this.server = null;
+    for (const s of this.sockets) s.resetAndDestroy();
+    await new Promise<void>((ok) => (server ? server.close(() => ok()) : ok()));
+  }
+}
+
+async function publish(server: TidingsServer, db: string, n: number): Promise<Reply> {
+  return call(`${server.url}/${db}/publish`, {
+    token: await token("erp", { db, role: "publisher" }),
+    body: { channel: "orders", message: { type: "order", n } },
+  });
+}
+
+/** What follows `after` on the channel: a cursor the store no longer knows would say `gap`. */
+async function readAfter(server: TidingsServer, db: string, after: string): Promise<{ gap: boolean; ns: number[] }> {
+  const r = await call(`${server.url}/${db}/bus`, {
+    token: await token("reader", { db, channels: ["orders"] }),
+    body: { last_message: after, channels: ["orders"], max_messages: 100 },
+  });
+  assert.equal(r.status, 200, r.text);
+  const body = r.json as { gap?: boolean; messages: Array<{ message: { n: number } }> };
+  return { gap: body.gap === true, ns: body.messages.map((m) => m.message.n) };
+}
+
+function idOf(r: Reply): string {
+  assert.equal(r.status, 200, r.text);
+  return (r.json as { message_id: string }).message_id;
+}
+
+function unavailable(r: Reply, engine: string): void {
+  assert.equal(r.status, 503, r.text);
+  assert.deepEqual(r.json, { error: { code: "TIDINGS_ERR_STORE_UNAVAILABLE", message: `The ${engine} store cannot be reached now. Retry shortly.` } });
+}
+
+const pgSkip = process.env.CI === "true" || (await postgresReachable()) ? false : "PostgreSQL not reachable";
+
+describe("PostgreSQL unreachable under a running server", { skip: pgSkip }, () => {
+  const schema = `t_unavail_${randomBytes(4).toString("hex")}`;
+  const target = new URL(PG_URL);
+  const relay = new Relay({ host: target.hostname, port: Number(target.port || 5432) });
+  let server: TidingsServer;
+
+  before(async () => {
+    await relay.start();
+    const url = new URL(PG_URL);
+    url.port = String(relay.port);
+    url.searchParams.set("schema", schema);
+    server = await startServer({ store: url.toString(), pollTimeoutMs: 200 });
+  });
+  after(async () => {
+    await server?.close();
+    await relay.cut();
+    const admin = postgres(PG_URL, { max: 1, onnotice: () => {} });
+    await admin.unsafe(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+    await admin.end({ timeout: 5 });
+  });
+
+  it("answers 503 while PostgreSQL cannot be reached, and publishes again once it can, nothing lost", async () => {
+    const first = idOf(await publish(server, "test", 1));
+    await relay.cut();
+    unavailable(await publish(server, "test", 2), "postgres");
+    // The server itself still answers.
+    assert.equal((await call(`${server.url}/healthz`, { method: "GET" })).status, 200);
+    await relay.start();
+    const deadline = Date.now() + 10_000;
+    let r = await publish(server, "test", 3);
+    while (r.status !== 200 && Date.now() < deadline) {
+      unavailable(r, "postgres");
+      await new Promise((ok) => setTimeout(ok, 100));
+      r = await publish(server, "test", 3);
+    }
+    assert.equal(r.status, 200, r.text);
+    // The first message is still known, and only the third follows it.
+    assert.deepEqual(await readAfter(server, "test", first), { gap: false, ns: [3] });
+  });
+});
+
+const redisSkip = process.env.CI === "true" ? false : redisServerMissing;
+
+describe("Redis killed under a running server", { skip: redisSkip }, () => {
+  let redis: PrivateRedis;
+  let server: TidingsServer;
+
+  before(async () => {
+    redis = await PrivateRedis.start();
+    server = await startServer({ store: redis.url, pollTimeoutMs: 200 });
+  });
+  after(async () => {
+    await server?.close();
+    await redis?.stop();
+  });
+
+  it("answers 503 once Redis stops retrying the command, and publishes again after its restart, nothing lost", async () => {
+    const first = idOf(await publish(server, "test", 1));
+    await redis.kill();
+    unavailable(await publish(server, "test", 2), "redis");
+    await redis.restart();
+    const deadline = Date.now() + 15_000;
+    let r = await publish(server, "test", 3);
+    while (r.status !== 200 && Date.now() < deadline) {
+      unavailable(r, "redis");
+      await new Promise((ok) => setTimeout(ok, 200));
+      r = await publish(server, "test", 3);
+    }
+    assert.equal(r.status, 200, r.text);
+    assert.deepEqual(await readAfter(server, "test", first), { gap: false, ns: [3] });
+  });
+});
+
+describe("SQLite's write lock held by another process", () => {
+  const dir = mkdtempSync(join(tmpdir(), "tidings-busy-"));
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  it("is a store that cannot be reached now (503), as a lost connection is; other failures are not", () => {
+    // better-sqlite3 waits busy_timeout on the event loop, so the server is not run here:
+    // the error is SQLite's own, raised by a second connection.
+    const file = join(dir, "busy.db");
+    const holder = new Database(file);
+    holder.pragma("journal_mode = WAL");
+    holder.exec("CREATE TABLE t (x)");
+    const writer = new Database(file);
+    writer.pragma("busy_timeout = 0");
+    holder.exec("BEGIN IMMEDIATE");
+    let busy: unknown;
+    try {
+      writer.exec("INSERT INTO t VALUES (1)");
+    } catch (e) {
+      busy = e;
+    } finally {
+      holder.exec("ROLLBACK");
+    }
+    assert.equal((busy as { code?: string }).code, "SQLITE_BUSY");
+    const mapped = storeUnavailable(busy, "sqlite");
+    assert.deepEqual([mapped?.code, mapped?.status, mapped?.message], ["TIDINGS_ERR_STORE_UNAVAILABLE", 503, "The sqlite store cannot be reached now. Retry shortly."]);
+    let constraint: unknown;
+    try {
+      writer.exec("INSERT INTO no_such_table VALUES (1)");
+    } catch (e) {
+      constraint = e;
+    }
+    assert.equal(storeUnavailable(constraint, "sqlite"), null);
+    holder.close();
+    writer.close();
+  });
+});

@@ -17,22 +17,9 @@ import postgres from "postgres";
 import type { TidingsServer } from "../../src/server.js";
 import { storeUnavailable } from "../../src/stores/store-errors.js";
 import { startServer, token } from "../helpers/server.js";
+import { POSTGRES_URL as PG_URL, postgresReachable } from "../helpers/store-engines.js";
 import { call, type Reply } from "../transports/longpoll-client.js";
 import { PrivateRedis, redisServerMissing } from "../scale-out/engines.js";
-
-const PG_URL = process.env.TIDINGS_TEST_POSTGRES_URL ?? "postgres://postgres@127.0.0.1:5432/test";
-
-async function postgresReachable(): Promise<boolean> {
-  const probe = postgres(PG_URL, { max: 1, connect_timeout: 3, onnotice: () => {} });
-  try {
-    await probe`SELECT 1`;
-    return true;
-  } catch {
-    return false;
-  } finally {
-    await probe.end({ timeout: 1 });
-  }
-}
 
 /** A TCP relay to PostgreSQL that the test can cut (every connection reset, new ones refused) and restore. */
 class Relay {
@@ -91,6 +78,18 @@ function idOf(r: Reply): string {
   return (r.json as { message_id: string }).message_id;
 }
 
+/** Publishes `n` until the store is back (each refusal meanwhile must be the 503), within `ms`. */
+async function publishOnceBack(server: TidingsServer, n: number, engine: string, ms: number): Promise<void> {
+  const deadline = Date.now() + ms;
+  let r = await publish(server, "test", n);
+  while (r.status !== 200 && Date.now() < deadline) {
+    unavailable(r, engine);
+    await new Promise((ok) => setTimeout(ok, 100));
+    r = await publish(server, "test", n);
+  }
+  assert.equal(r.status, 200, r.text);
+}
+
 function unavailable(r: Reply, engine: string): void {
   assert.equal(r.status, 503, r.text);
   assert.deepEqual(r.json, { error: { code: "TIDINGS_ERR_STORE_UNAVAILABLE", message: `The ${engine} store cannot be reached now. Retry shortly.` } });
@@ -126,14 +125,7 @@ describe("PostgreSQL unreachable under a running server", { skip: pgSkip }, () =
     // The server itself still answers.
     assert.equal((await call(`${server.url}/healthz`, { method: "GET" })).status, 200);
     await relay.start();
-    const deadline = Date.now() + 10_000;
-    let r = await publish(server, "test", 3);
-    while (r.status !== 200 && Date.now() < deadline) {
-      unavailable(r, "postgres");
-      await new Promise((ok) => setTimeout(ok, 100));
-      r = await publish(server, "test", 3);
-    }
-    assert.equal(r.status, 200, r.text);
+    await publishOnceBack(server, 3, "postgres", 10_000);
     // The first message is still known, and only the third follows it.
     assert.deepEqual(await readAfter(server, "test", first), { gap: false, ns: [3] });
   });
@@ -159,14 +151,7 @@ describe("Redis killed under a running server", { skip: redisSkip }, () => {
     await redis.kill();
     unavailable(await publish(server, "test", 2), "redis");
     await redis.restart();
-    const deadline = Date.now() + 15_000;
-    let r = await publish(server, "test", 3);
-    while (r.status !== 200 && Date.now() < deadline) {
-      unavailable(r, "redis");
-      await new Promise((ok) => setTimeout(ok, 200));
-      r = await publish(server, "test", 3);
-    }
-    assert.equal(r.status, 200, r.text);
+    await publishOnceBack(server, 3, "redis", 15_000);
     assert.deepEqual(await readAfter(server, "test", first), { gap: false, ns: [3] });
   });
 });

@@ -19,7 +19,8 @@ export interface StoreEngine {
   readonly skip: string | false;
 }
 
-async function pgReachable(): Promise<boolean> {
+/** Whether the test PostgreSQL server answers (suites skip without it, never under CI). */
+export async function postgresReachable(): Promise<boolean> {
   const probe = postgres(POSTGRES_URL, { max: 1, connect_timeout: 3, onnotice: () => {} });
   try {
     await probe`SELECT 1`;
@@ -51,7 +52,7 @@ export async function storeEngines(label: string): Promise<{ engines: StoreEngin
   const redisPrefix = `tidings-${label}:${tag}:`;
   const dir = mkdtempSync(join(tmpdir(), `tidings-${label}-`));
   const onCi = process.env.CI === "true";
-  const pgSkip = onCi || (await pgReachable()) ? false : "PostgreSQL not reachable";
+  const pgSkip = onCi || (await postgresReachable()) ? false : "PostgreSQL not reachable";
   const redisSkip = onCi || (await redisReachable()) ? false : "Redis not reachable";
   const engines: StoreEngine[] = [
     { name: "memory", url: "memory:", skip: false },

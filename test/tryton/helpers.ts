@@ -7,6 +7,7 @@ import { randomBytes } from "node:crypto";
 import postgres from "postgres";
 import type { TidingsServer } from "../../src/server.js";
 import { token } from "../helpers/server.js";
+export { postgresReachable } from "../helpers/store-engines.js";
 import { call } from "../transports/longpoll-client.js";
 
 export const BASE_URL = process.env.TIDINGS_TEST_POSTGRES_URL ?? "postgres://postgres@127.0.0.1:5432/test";
@@ -21,18 +22,6 @@ export const SERVER_URL = ((): string => {
 
 export function uniqueName(prefix: string): string {
   return `${prefix}_${process.pid}_${randomBytes(3).toString("hex")}`;
-}
-
-export async function postgresReachable(): Promise<boolean> {
-  const probe = postgres(BASE_URL, { max: 1, connect_timeout: 3, onnotice: () => {} });
-  try {
-    await probe`SELECT 1`;
-    return true;
-  } catch {
-    return false;
-  } finally {
-    await probe.end({ timeout: 1 });
-  }
 }
 
 /** A connection to the server's maintenance database, for CREATE/DROP DATABASE. */

@@ -17,8 +17,9 @@ export interface AuthOptions {
 
 /**
  * Establishes who is calling for a database, from (in order) the Authorization header
- * (`Bearer <JWT>` or Tryton's `Session …`), the session cookie, or an explicit token (a
- * WebSocket `auth` frame, an EventSource `?token=`). Deny by default.
+ * (`Bearer <JWT>` or Tryton's `Session …`), the session cookie, trytond 8's `tryton_session`
+ * cookie (with a session verifier), or an explicit token (a WebSocket `auth` frame, an
+ * EventSource `?token=`). Deny by default.
  */
 export class Authenticator {
   private readonly verified = new TokenCache();

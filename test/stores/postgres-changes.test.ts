@@ -164,6 +164,35 @@ describe("model changes from PostgreSQL triggers", { skip: pg.skip }, () => {
     }
   });
 
+  it("publishes TRUNCATE as a delete of every row it removed (also after a rename), and nothing when it rolls back", async () => {
+    await sql.unsafe(`CREATE TABLE ${APP}.tag (id int PRIMARY KEY, name text)`);
+    await watchTable(sql, SCHEMA, { table: `${APP}.tag`, db: DB, model: "tag", groups: ["tags"], columns: ["name"] });
+    const sub = subscribe(other, ["tags"], await marker());
+    try {
+      await sql`INSERT INTO ${sql(APP)}.tag VALUES (1, 'red'), (2, 'blue')`;
+      await assert.rejects(
+        sql.begin(async (tx) => {
+          await tx`TRUNCATE ${sql(APP)}.tag`;
+          throw new Error("rollback");
+        }),
+        /rollback/,
+      );
+      await sql.unsafe(`ALTER TABLE ${APP}.tag RENAME TO label`);
+      await sql`TRUNCATE ${sql(APP)}.label`;
+      const got = (await sub.atLeast(4)).map(change);
+      assert.deepEqual(got, [
+        { channel: "tags", type: "create", group: "tags", object: { id: 1, name: "red" } },
+        { channel: "tags", type: "create", group: "tags", object: { id: 2, name: "blue" } },
+        { channel: "tags", type: "delete", group: "tags", object: { id: 1, name: "red" } },
+        { channel: "tags", type: "delete", group: "tags", object: { id: 2, name: "blue" } },
+      ]);
+      await app.publish(DB, "tags", { type: "end" });
+      assert.equal((await sub.atLeast(5))[4]!.type, "end", "nothing from the rolled-back TRUNCATE");
+    } finally {
+      sub.close();
+    }
+  });
+
   it("handles a composite key, and a key that changes as the old record deleted and a new one created", async () => {
     await watchTable(sql, SCHEMA, { table: `${APP}.line`, db: DB, model: "line" });
     const sub = subscribe(other, ["line-1,1", "line-1,2"], await marker());
@@ -259,7 +288,7 @@ describe("model changes from PostgreSQL triggers", { skip: pg.skip }, () => {
     const list = await runCli(["changes", "list", ...store, "--json"]);
     assert.equal(list.code, 0, list.stderr);
     const tables = list.stdout.trim().split("\n").map((l) => (JSON.parse(l) as { table: string }).table);
-    assert.deepEqual(tables, [`${APP}.document`, `${APP}.line`, `${APP}.bulk`, `${APP}.invoice`]);
+    assert.deepEqual(tables, [`${APP}.document`, `${APP}.label`, `${APP}.line`, `${APP}.bulk`, `${APP}.invoice`]);
     const sub = subscribe(other, ["customer-9"], await marker());
     try {
       await sql`INSERT INTO ${sql(APP)}.invoice (id, state, total, customer_id) VALUES (9, 'draft', 1.50, 9)`;

@@ -8,7 +8,8 @@ import { notifyChannel } from "./migrate.js";
 /**
  * Model changes captured by PostgreSQL itself (DESIGN §7): statement-level triggers on an
  * application's table append one `subscription-update` message per changed row and group
- * to the log, inside the writing transaction. A rollback leaves nothing; the rows take the
+ * to the log, inside the writing transaction (a TRUNCATE: a delete per row, read just
+ * before). A rollback leaves nothing; the rows take the
  * transaction's id, so readers see them in the commit-safe log order (DESIGN §3) like any
  * other append. One NOTIFY per statement wakes the instances; it carries the database name
  * only, never data, so rows of any size go through.
@@ -84,7 +85,12 @@ interface Compiled {
   readonly groups: readonly string[];
   /** Every column of the table when watched, in table order. */
   readonly tableColumns: readonly TableColumn[];
+  /** A partitioned table: its rows are in its partitions, read through it. */
+  readonly partitioned: boolean;
 }
+
+/** Where the TRUNCATE branch names the table: filled in at run time, so that a renamed table still works. */
+const THIS_TABLE = "\u0000tidings_this_table\u0000";
 
 /**
  * The body of the trigger function: one set-based INSERT into the log per statement, rows
@@ -122,6 +128,13 @@ function triggerBody(schema: string, db: string, w: Compiled): string {
     ORDER BY ${order}`;
   const created = insert(`SELECT 0 AS phase, n.tidings_ord AS ord, 'create' AS kind, ${obj("n")} AS obj, ${groups("n")} AS groups FROM ${rows("tidings_new")} n`);
   const deleted = insert(`SELECT 0 AS phase, o.tidings_ord AS ord, 'delete' AS kind, ${obj("o")} AS obj, ${groups("o")} AS groups FROM ${rows("tidings_old")} o`);
+  // TRUNCATE has no transition table: before it runs, every row still there is a delete.
+  // Dynamic SQL over TG_RELID, as the trigger knows the table only by oid.
+  const [truncateHead, truncateTail] = insert(
+    `SELECT 0 AS phase, o.tidings_ord AS ord, 'delete' AS kind, ${obj("o")} AS obj, ${groups("o")} AS groups FROM ${rows(`${w.partitioned ? "" : "ONLY "}${THIS_TABLE}`)} o`,
+  ).split(THIS_TABLE) as [string, string];
+  const truncated = `
+    EXECUTE $tidings_sql$${truncateHead}$tidings_sql$ || TG_RELID::regclass::text || $tidings_sql$${truncateTail}$tidings_sql$`;
   // One join of the old and new rows by key. An update that changed the key is the old
   // record gone (a delete, before the rest) and a new one there (a create).
   const updated = (changed: string, json: boolean) =>
@@ -161,7 +174,8 @@ DECLARE
 BEGIN
   IF TG_OP = 'INSERT' THEN${created};
   ELSIF TG_OP = 'UPDATE' THEN${updateBranch}
-  ELSE${deleted};
+  ELSIF TG_OP = 'DELETE' THEN${deleted};
+  ELSE${truncated};
   END IF;
   GET DIAGNOSTICS appended = ROW_COUNT;
   -- A wake-up for every instance at commit: the database name, never data.
@@ -172,7 +186,12 @@ BEGIN
 END`;
 }
 
-const EVENTS = ["insert", "update", "delete"] as const;
+const EVENTS = ["insert", "update", "delete", "truncate"] as const;
+const TRANSITIONS = {
+  insert: "NEW TABLE AS tidings_new",
+  update: "OLD TABLE AS tidings_old NEW TABLE AS tidings_new",
+  delete: "OLD TABLE AS tidings_old",
+} as const;
 
 function triggerName(schema: string, event: (typeof EVENTS)[number]): string {
   return `${schema}_changes_${event}`;
@@ -279,13 +298,11 @@ export async function watchTable(sql: postgres.Sql, schema: string, spec: WatchS
       CREATE FUNCTION ${fn}() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER
       -- JIT would compile the statement at every bulk write (estimates over transition tables are high): seconds, not milliseconds.
       -- Old and new rows are joined by hashing: a merge join sorts both sides first (7 % more CPU on a bulk UPDATE).
-      SET search_path = pg_catalog, pg_temp SET jit = off SET enable_mergejoin = off AS $tidings$${triggerBody(schema, spec.db, { keyColumns, columns, groups, tableColumns: [...tableColumns] })}
+      SET search_path = pg_catalog, pg_temp SET jit = off SET enable_mergejoin = off AS $tidings$${triggerBody(schema, spec.db, { keyColumns, columns, groups, tableColumns: [...tableColumns], partitioned: table.relkind === "p" })}
       $tidings$`);
     for (const event of EVENTS) {
-      const transition = event === "insert" ? "NEW TABLE AS tidings_new" : event === "delete" ? "OLD TABLE AS tidings_old" : "OLD TABLE AS tidings_old NEW TABLE AS tidings_new";
-      await tx.unsafe(`
-        CREATE TRIGGER ${ident(triggerName(schema, event))} AFTER ${event.toUpperCase()} ON ${table.name}
-        REFERENCING ${transition} FOR EACH STATEMENT EXECUTE FUNCTION ${fn}()`);
+      const timing = event === "truncate" ? `BEFORE TRUNCATE ON ${table.name}` : `AFTER ${event.toUpperCase()} ON ${table.name} REFERENCING ${TRANSITIONS[event]}`;
+      await tx.unsafe(`CREATE TRIGGER ${ident(triggerName(schema, event))} ${timing} FOR EACH STATEMENT EXECUTE FUNCTION ${fn}()`);
     }
     return { table: table.name, db: spec.db, model: spec.model, keyColumns, columns, groups, exists: true, createdAt: new Date().toISOString() };
   });

@@ -107,6 +107,11 @@ export const OPTIONS_SCHEMA = Type.Object(
     maxConnections: count("open connections in total, HTTP and WebSocket (503 past it; 0: no cap)", 10_000, nonNegative),
     maxConnectionsPerAddress: count("open connections from one address (503 past it; 0: no cap)", 2_000, nonNegative),
     maxPipelinedRequests: count("unanswered requests on one connection (more close it)", 32),
+    trustedProxies: count(
+      "reverse proxies in front of tidings that append X-Forwarded-For (trytond's [web] num_proxies): the client's address is the one the outermost saw",
+      0,
+      nonNegative,
+    ),
     metricsToken: text("Bearer token that may read /metrics, besides admin tokens (at least 16 characters)", "", {
       pattern: "^(|.{16,})$",
       errorMessage: "must have at least 16 characters.",

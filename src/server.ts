@@ -6,6 +6,7 @@ import { Authenticator } from "./auth/authenticate.js";
 import { loadSecret } from "./auth/secret.js";
 import type { SessionVerifier } from "./auth/tryton-session.js";
 import { TrytonPostgresVerifier } from "./auth/tryton-pg-verifier.js";
+import { clientAddress } from "./transports/http/client-address.js";
 import { TrytonIngest } from "./tryton/ingest.js";
 import { TidingsError, toTidingsError } from "./errors.js";
 import type { ServerContext } from "./transports/http/context.js";
@@ -148,7 +149,11 @@ export class TidingsServer implements ServerContext {
   }
 
   authenticate(db: string, req: IncomingMessage, queryToken?: string | null) {
-    return this.authenticator.fromHeaders(db, req.headers, queryToken);
+    return this.authenticator.fromHeaders(db, req.headers, queryToken, { address: this.clientAddress(req) });
+  }
+
+  clientAddress(req: IncomingMessage): string {
+    return clientAddress(req, this.bus.options.trustedProxies);
   }
 
   onDrain(callback: () => void): () => void {

@@ -4,7 +4,7 @@ import type { Identity } from "../core/identity.js";
 import { TidingsError } from "../errors.js";
 import { verifyToken } from "./tokens.js";
 import { TokenCache } from "./token-cache.js";
-import { parseSessionCookie, parseSessionHeader, TRYTON_SESSION_COOKIE, type SessionVerifier, type TrytonSession } from "./tryton-session.js";
+import { parseSessionCookie, parseSessionHeader, TRYTON_SESSION_COOKIE, type SessionRequest, type SessionVerifier, type TrytonSession } from "./tryton-session.js";
 import { assertCookieOrigin } from "./cookie-origin.js";
 
 export interface AuthOptions {
@@ -28,12 +28,13 @@ export class Authenticator {
 
   constructor(private readonly options: AuthOptions) {}
 
-  async fromHeaders(db: string, headers: IncomingHttpHeaders, queryToken?: string | null): Promise<Identity> {
+  /** `request` is handed to the session verifier with a Tryton session (its client's address). */
+  async fromHeaders(db: string, headers: IncomingHttpHeaders, queryToken?: string | null, request: SessionRequest = {}): Promise<Identity> {
     const parsed = parseAuthorization(headers.authorization);
     if (parsed !== null) {
       const { scheme, value } = parsed;
       if (scheme === "bearer" && value) return this.fromToken(db, value, "jwt");
-      if (scheme === "session" && value) return this.fromSession(db, value);
+      if (scheme === "session" && value) return this.checkSession(db, parseSessionHeader(value), request);
       throw new TidingsError("TIDINGS_ERR_AUTH_INVALID", "Unsupported Authorization scheme: use Bearer or Session.");
     }
     const cookie = readCookie(headers.cookie, this.options.sessionCookie);
@@ -45,7 +46,7 @@ export class Authenticator {
     const trytonCookie = this.options.sessionVerifier === undefined ? null : readCookie(headers.cookie, TRYTON_SESSION_COOKIE, false);
     if (trytonCookie) {
       this.checkCookieOrigin(headers);
-      return this.checkSession(db, parseSessionCookie(trytonCookie));
+      return this.checkSession(db, parseSessionCookie(trytonCookie), request);
     }
     if (queryToken) return this.fromToken(db, queryToken, "jwt");
     throw new TidingsError("TIDINGS_ERR_AUTH_REQUIRED");
@@ -101,16 +102,12 @@ export class Authenticator {
     return checkDb(db, identity);
   }
 
-  private fromSession(db: string, value: string): Promise<Identity> {
-    return this.checkSession(db, parseSessionHeader(value));
-  }
-
-  private async checkSession(db: string, session: TrytonSession): Promise<Identity> {
+  private async checkSession(db: string, session: TrytonSession, request: SessionRequest): Promise<Identity> {
     const verifier = this.options.sessionVerifier;
     if (verifier === undefined) {
       throw new TidingsError("TIDINGS_ERR_AUTH_INVALID", "Tryton Session credentials are not enabled on this server.");
     }
-    const identity = await verifier.verify(db, session);
+    const identity = await verifier.verify(db, session, request);
     if (identity === null) throw new TidingsError("TIDINGS_ERR_AUTH_INVALID", "Unknown or expired Tryton session.");
     return checkDb(db, identity);
   }

@@ -2,7 +2,7 @@ import postgres from "postgres";
 import type { Identity } from "../core/identity.js";
 import { TidingsError } from "../errors.js";
 import { DEFAULT_TRYTON_SESSIONS, trytonServerUrlProblem } from "../options.js";
-import type { SessionVerifier, TrytonSession } from "./tryton-session.js";
+import type { SessionRequest, SessionVerifier, TrytonSession } from "./tryton-session.js";
 
 export interface TrytonPostgresVerifierOptions {
   /**
@@ -47,10 +47,13 @@ interface Row {
  *   refreshes write_date on RPC calls (`Session.reset`, at most every timeout/10); a bus
  *   poll (trytond/bus.py `subscribe`, `@app.auth_required` → `security.check`) refreshes
  *   nothing. So the timeout here is an idle limit of its own (7 days), not trytond's.
+ * - trytond 8 (`ir_session.ip_address`, "Restrict sessions to the client's IP address"):
+ *   `Session.check` only finds rows whose `ip_address` is the request's address. Where the
+ *   column exists, so does this, with the client's address behind `trustedProxies` (as
+ *   trytond's behind `num_proxies`); trytond 6, without the column, binds nothing.
  * - Not mirrored: the deletion of expired rows (a reader writes nothing; such rows are just
- *   refused), the `ip_address` match of recent trytond (the request's address is not the
- *   verifier's to see, and tidings may sit behind another proxy), and `max_attempt`
- *   (login attempts, not sessions: keys are 256-bit `token_hex`, not guessable).
+ *   refused), and `max_attempt` (login attempts, not sessions: keys are 256-bit
+ *   `token_hex`, not guessable).
  * - Stricter than trytond, which only logs the login of the header: the login must be the
  *   user's, and the user active.
  *
@@ -66,6 +69,8 @@ export class TrytonPostgresVerifier implements SessionVerifier {
   private readonly now: () => number;
   private readonly pools = new Map<string, postgres.Sql>();
   private readonly cache = new Map<string, { identity: Identity; until: number }>();
+  /** Per database: whether its `ir_session` binds sessions to an address (trytond 8). */
+  private readonly bindsAddress = new Map<string, Promise<boolean>>();
   /** Concurrent checks of the same credentials share one query (clients reconnecting at once). */
   private readonly inFlight = new Map<string, Promise<Identity | null>>();
   private closed = false;
@@ -91,11 +96,12 @@ export class TrytonPostgresVerifier implements SessionVerifier {
     }
   }
 
-  async verify(db: string, session: TrytonSession): Promise<Identity | null> {
+  async verify(db: string, session: TrytonSession, request: SessionRequest = {}): Promise<Identity | null> {
     const id = Number(session.userId);
     if (!Number.isSafeInteger(id) || id > MAX_ID) return null;
+    const address = request.address ?? null;
     // Asked on every poll: a plain concatenation, unambiguous (the key's length before it, the login last).
-    const cacheKey = `${db}\u0000${session.userId}\u0000${session.key.length}\u0000${session.key}${session.login}`;
+    const cacheKey = `${db}\u0000${session.userId}\u0000${address ?? ""}\u0000${session.key.length}\u0000${session.key}${session.login}`;
     const now = this.now();
     const hit = this.cache.get(cacheKey);
     if (hit !== undefined) {
@@ -104,17 +110,19 @@ export class TrytonPostgresVerifier implements SessionVerifier {
     }
     let pending = this.inFlight.get(cacheKey);
     if (pending === undefined) {
-      pending = this.check(db, id, session, cacheKey).finally(() => this.inFlight.delete(cacheKey));
+      pending = this.check(db, id, session, address, cacheKey).finally(() => this.inFlight.delete(cacheKey));
       this.inFlight.set(cacheKey, pending);
     }
     return pending;
   }
 
-  private async check(db: string, id: number, session: TrytonSession, cacheKey: string): Promise<Identity | null> {
+  private async check(db: string, id: number, session: TrytonSession, address: string | null, cacheKey: string): Promise<Identity | null> {
     if (this.closed) throw new TidingsError("TIDINGS_ERR_AUTH_UNAVAILABLE", "Tryton sessions cannot be checked: the verifier is closed.");
     const sql = this.pool(db);
     let rows: Row[];
     try {
+      // trytond compares the address as text: NULL (no address known) matches only NULL.
+      const sameAddress = (await this.bindsAddressIn(db, sql)) ? sql`AND s.ip_address IS NOT DISTINCT FROM ${address}` : sql``;
       rows = await sql<Row[]>`
         SELECT u.login, u.active,
           EXTRACT(EPOCH FROM LEAST(
@@ -125,6 +133,7 @@ export class TrytonPostgresVerifier implements SessionVerifier {
         WHERE s.create_uid = ${id} AND s.key = ${session.key}
           AND abs(EXTRACT(EPOCH FROM (now() AT TIME ZONE 'UTC') - s.create_date)) < ${this.maxAgeSeconds}
           AND abs(EXTRACT(EPOCH FROM (now() AT TIME ZONE 'UTC') - COALESCE(s.write_date, s.create_date))) < ${this.timeoutSeconds}
+          ${sameAddress}
         LIMIT 1`;
     } catch (cause) {
       throw await this.failure(db, cause);
@@ -143,6 +152,19 @@ export class TrytonPostgresVerifier implements SessionVerifier {
       this.cache.set(cacheKey, { identity, until: Math.min(now + this.cacheMs, expiresAt) });
     }
     return identity;
+  }
+
+  /** Whether the database's `ir_session` has trytond 8's `ip_address`; asked once per database (a failure is asked again). */
+  private bindsAddressIn(db: string, sql: postgres.Sql): Promise<boolean> {
+    let known = this.bindsAddress.get(db);
+    if (known === undefined) {
+      known = sql<{ binds: boolean }[]>`
+        SELECT EXISTS (SELECT 1 FROM pg_attribute
+          WHERE attrelid = to_regclass('ir_session') AND attname = 'ip_address' AND NOT attisdropped) AS binds`.then((r) => r[0]?.binds === true);
+      known.catch(() => this.bindsAddress.delete(db));
+      this.bindsAddress.set(db, known);
+    }
+    return known;
   }
 
   /** One small pool per Tryton database, opened on first use. */

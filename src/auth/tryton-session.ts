@@ -14,7 +14,13 @@ export interface TrytonSession {
  * Tryton's `ir_session` table, or a call to its server). Return null to refuse.
  */
 export interface SessionVerifier {
-  verify(db: string, session: TrytonSession): Promise<Identity | null>;
+  verify(db: string, session: TrytonSession, request?: SessionRequest): Promise<Identity | null>;
+}
+
+/** What is known of the request presenting a session. */
+export interface SessionRequest {
+  /** The client's address (behind `trustedProxies`): trytond 8 binds a session to the address it logged in from. */
+  readonly address?: string;
 }
 
 /** `Authorization: Session base64(login:user_id:key)`, as Tryton's desktop client and sao up to 7 send it. */

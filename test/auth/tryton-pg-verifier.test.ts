@@ -92,15 +92,17 @@ after(async () => {
 });
 
 /**
- * A session row as `Session.new()` makes it (a 64-hex-digit key), created `createdAgo`
+ * A session row as trytond 8's `Session.new()` makes it (a 64-hex-digit key, bound to the
+ * address the user logged in from: here the tests' own, 127.0.0.1), created `createdAgo`
  * seconds ago and last written `writtenAgo` seconds ago (null: never written).
  */
-async function newSession(login: Login, opts: { createdAgo?: number; writtenAgo?: number | null } = {}): Promise<string> {
+async function newSession(login: Login, opts: { createdAgo?: number; writtenAgo?: number | null; address?: string | null } = {}): Promise<string> {
   const key = randomBytes(32).toString("hex");
   const created = opts.createdAgo ?? 0;
   const written = opts.writtenAgo ?? null;
-  await sqlTryton()`INSERT INTO ir_session (key, create_uid, create_date, write_uid, write_date) VALUES (
-    ${key}, ${USERS[login]},
+  const address = opts.address === undefined ? "127.0.0.1" : opts.address;
+  await sqlTryton()`INSERT INTO ir_session (key, ip_address, create_uid, create_date, write_uid, write_date) VALUES (
+    ${key}, ${address}, ${USERS[login]},
     (now() AT TIME ZONE 'UTC') - make_interval(secs => ${created}),
     ${written === null ? null : USERS[login]},
     (now() AT TIME ZONE 'UTC') - make_interval(secs => ${written}::float8))`;
@@ -205,6 +207,27 @@ describe("Tryton sessions from Tryton's PostgreSQL", { skip }, () => {
     assert.deepEqual([malformed.status, malformed.text], [401, errorBody("TIDINGS_ERR_AUTH_INVALID", "The tryton_session cookie must be login:user_id:key.")]);
   });
 
+  it("holds a session to the address it was made from (trytond 8), seen through trustedProxies as trytond sees it", async (t) => {
+    const proxied = await startServer({ databases: [DB], trytonSessions: { url: SERVER_URL }, pollTimeoutMs: 20, trustedProxies: 1 });
+    t.after(() => proxied.close());
+    const key = await newSession("alice", { address: "203.0.113.9" });
+    const header = sessionHeader("alice", 7, key);
+    const poll = (server: TidingsServer, forwardedFor?: string) =>
+      call(`${server.url}/${DB}/bus`, { headers: { authorization: header, ...(forwardedFor ? { "x-forwarded-for": forwardedFor } : {}) }, body: { last_message: null, channels: [] } });
+    // Directly from 127.0.0.1: not the session's address.
+    assert.deepEqual([(await poll(quick)).status], [401]);
+    // X-Forwarded-For is not believed without a trusted proxy.
+    assert.deepEqual([(await poll(quick, "203.0.113.9")).status], [401]);
+    // Behind one proxy, the address it appended is the client's; what the client itself
+    // put before it is not.
+    const ok = await poll(proxied, "198.51.100.1, 203.0.113.9");
+    assert.deepEqual([ok.status, ok.text], [200, EMPTY]);
+    assert.equal((await poll(proxied, "203.0.113.9, 198.51.100.1")).status, 401);
+    // A session of no address (made outside a web request) is accepted only from no address: never here.
+    const nowhere = await newSession("alice", { address: null });
+    assert.equal((await pollAs(quick, sessionHeader("alice", 7, nowhere))).status, 401);
+  });
+
   it("caches accepted sessions for cacheSeconds, never refusals, and never past the session's end", async (t) => {
     let now = Date.now();
     const verifier = new TrytonPostgresVerifier({ url: SERVER_URL, cacheSeconds: 30, now: () => now });
@@ -228,7 +251,7 @@ describe("Tryton sessions from Tryton's PostgreSQL", { skip }, () => {
     // A refusal is not remembered: once Tryton has the session, it is accepted at once.
     const later = randomBytes(32).toString("hex");
     assert.equal(await status(sessionHeader("alice", 7, later)), 401);
-    await sqlTryton()`INSERT INTO ir_session (key, create_uid, create_date) VALUES (${later}, 7, now() AT TIME ZONE 'UTC')`;
+    await sqlTryton()`INSERT INTO ir_session (key, ip_address, create_uid, create_date) VALUES (${later}, '127.0.0.1', 7, now() AT TIME ZONE 'UTC')`;
     assert.equal(await status(sessionHeader("alice", 7, later)), 200);
 
     // A session 10 s from its idle timeout is cached 10 s, not 30.

@@ -19,6 +19,8 @@ export interface ServerContext {
   readonly bodies: BodyGuard;
   /** Identity from the request's Authorization header, cookie, or `?token=` (SSE/WS only). */
   authenticate(db: string, req: IncomingMessage, queryToken?: string | null): Promise<Identity>;
+  /** The client's address, behind `trustedProxies` reverse proxies (client-address.ts). */
+  clientAddress(req: IncomingMessage): string;
   /** Registers a callback run when the server starts draining; returns an unregister function. */
   onDrain(callback: () => void): () => void;
   readonly draining: boolean;

@@ -33,7 +33,7 @@ async function auth(conn: ConnectionApi, ctx: RohrpostRequestContext): Promise<S
   if (token !== null && token.length > 0) {
     identity = await conn.server.authenticator.fromToken(conn.db, token, "jwt");
   } else if (session !== null && session.length > 0) {
-    identity = await conn.server.authenticator.fromHeaders(conn.db, { authorization: `Session ${session}` });
+    identity = await conn.server.authenticator.fromHeaders(conn.db, { authorization: `Session ${session}` }, null, { address: conn.address });
   } else {
     throw new TidingsError("TIDINGS_ERR_REQUEST_INVALID", 'auth needs {"token": "<JWT>"} or {"session": "<base64 login:user_id:key>"}.');
   }

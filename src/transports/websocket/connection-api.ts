@@ -13,6 +13,8 @@ import type { Outbox } from "./outbox.js";
 export interface ConnectionApi {
   readonly id: string;
   readonly db: string;
+  /** The client's address (behind trusted proxies). */
+  readonly address: string;
   readonly identity: Identity | null;
   readonly server: ServerContext;
   readonly bus: TidingsBus;

@@ -3,6 +3,7 @@ import type { Duplex } from "node:stream";
 import type { WebSocket, RawData } from "ws";
 import type { TidingsBus } from "../../bus.js";
 import type { Identity } from "../../core/identity.js";
+import type { UpgradeRequest } from "./upgrade.js";
 import type { TidingsOptions } from "../../options.js";
 import type { ServerContext } from "../http/context.js";
 import { TidingsError, toTidingsError, type ErrorCode } from "../../errors.js";
@@ -81,16 +82,18 @@ export class Connection implements ConnectionApi {
   private control: Promise<void> = Promise.resolve();
   private closeCallbacks: Array<() => void> | null = null;
   readonly outbox: Outbox;
+  readonly db: string;
+  readonly address: string;
 
   constructor(
     private readonly host: ConnectionHost,
     private readonly ws: WebSocket,
     socket: Duplex,
-    readonly db: string,
-    identity: Identity | null,
-    token: string | null,
+    up: UpgradeRequest,
   ) {
-    this.credentials = new ConnectionCredentials(identity, token, this.lastSeen);
+    this.db = up.db;
+    this.address = up.address;
+    this.credentials = new ConnectionCredentials(up.identity, up.token, this.lastSeen);
     this.frames = new FrameBudget(this.options.ws.maxFramesPerSecond);
     this.outbox = new Outbox(socket, host.scheduler, this.options.ws.maxBufferedBytes, this);
     (ws as TaggedSocket)[kConnection] = this;

@@ -91,7 +91,7 @@ export class WebSocketTransport extends EventEmitter<WebSocketEvents> implements
         ws.close(CLOSE.SHUTDOWN.code, CLOSE.SHUTDOWN.reason);
         return;
       }
-      const conn = new Connection(this, ws, socket, up.db, up.identity, up.token);
+      const conn = new Connection(this, ws, socket, up);
       this.connections.add(conn);
       this.heartbeat.add(conn);
       this.server.bus.metrics.connections.inc({ transport: "websocket" });

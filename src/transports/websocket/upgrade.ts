@@ -11,6 +11,8 @@ export interface UpgradeRequest {
   readonly identity: Identity | null;
   /** The token the identity came from (`?token=` or a Bearer header), if any. */
   readonly token: string | null;
+  /** The client's address (behind trusted proxies), for a Tryton session sent later in an `auth` frame. */
+  readonly address: string;
 }
 
 const WS_PATH = /^\/([^/]+)\/ws\/?$/;
@@ -39,10 +41,11 @@ export async function checkUpgrade(server: ServerContext, req: IncomingMessage):
   try {
     identity = await server.authenticate(db, req, queryToken);
   } catch (e) {
-    if (e instanceof TidingsError && e.code === "TIDINGS_ERR_AUTH_REQUIRED") return { db, identity: null, token: null };
+    if (e instanceof TidingsError && e.code === "TIDINGS_ERR_AUTH_REQUIRED") return { db, identity: null, token: null, address: server.clientAddress(req) };
     throw e;
   }
-  return { db, identity, token: bearerToken(req.headers.authorization) ?? (identity.via === "jwt" ? queryToken : null) };
+  const token = bearerToken(req.headers.authorization) ?? (identity.via === "jwt" ? queryToken : null);
+  return { db, identity, token, address: server.clientAddress(req) };
 }
 
 /** Answers a refused upgrade with the same JSON error body as every HTTP route. */

@@ -39,20 +39,27 @@ async function race(dirs: readonly string[], creators: number, readers: number):
     new Promise((resolve, reject) => {
       // Generous: six threads share two cores with the rest of the suite.
       const timer = setTimeout(() => {
-        w.off("error", failed);
+        stop();
         reject(new Error(`a secret thread did not report ${what} within 60 s`));
       }, 60_000);
       const failed = (e: Error): void => {
-        clearTimeout(timer);
+        stop();
         reject(e);
       };
-      w.once("message", (m: unknown) => {
+      // A thread gone without an error would otherwise only show as the timeout.
+      const exited = (code: number): void => failed(new Error(`a secret thread exited (code ${code}) before reporting ${what}`));
+      const stop = (): void => {
         clearTimeout(timer);
         w.off("error", failed);
+        w.off("exit", exited);
+      };
+      w.once("message", (m: unknown) => {
+        stop();
         if (typeof m === "object" && m !== null && "failed" in m) reject(new Error(String(m.failed)));
         else resolve(m);
       });
       w.once("error", failed);
+      w.once("exit", exited);
     });
   try {
     await Promise.all(workers.map((w) => next(w, "ready")));

@@ -40,6 +40,8 @@ function loadScripts(): Map<string, ScriptFile> {
 
 /** How long one XREAD blocks before the loop issues it again (with the current list of streams). */
 const BLOCK_MS = 5000;
+/** How long closing waits for the wake-up loop to end. */
+const CLOSE_WAIT_MS = 1000;
 
 /**
  * Redis engine: a stream per database holds the log, Lua scripts make every write atomic,
@@ -126,7 +128,10 @@ export class RedisStore extends EngineStore implements Store {
   protected async doClose(): Promise<void> {
     this.closing ??= (async () => {
       this.watcher.disconnect(); // its pending XREAD fails and the loop ends
-      await this.watching;
+      // Unless the loop awaits a command of the main connection that ioredis never settles
+      // (one sent while it was reconnecting, then lost with the connection: redis/ioredis#2193;
+      // seen after a Redis crash and restart): closing must not wait for it.
+      await Promise.race([this.watching, new Promise((r) => setTimeout(r, CLOSE_WAIT_MS).unref())]);
       if (this.main.status === "ready") await this.main.quit().catch(() => this.main.disconnect());
       else this.main.disconnect();
     })();

@@ -118,11 +118,17 @@ export class Relay {
   /** The next this many WebSocket handshakes are refused (their socket closed), as in a reconnect storm. */
   refuseUpgrades = 0;
   refusedUpgrades = 0;
+  /** While set, every new connection is closed at once, as by a server that is down. */
+  refuseConnections = false;
   private readonly server: Server;
   private readonly sockets = new Set<Socket>();
 
-  private constructor(public target: number) {
+  private constructor(
+    public target: number,
+    private readonly host: string,
+  ) {
     this.server = createServer((inbound) => {
+      if (this.refuseConnections) return void inbound.destroy();
       if (this.refuseUpgrades === 0) return this.forward(inbound);
       this.track(inbound, inbound);
       inbound.once("data", (first: Buffer) => {
@@ -138,7 +144,7 @@ export class Relay {
   }
 
   private forward(inbound: Socket, first?: Buffer): void {
-    const outbound = connect(this.target, "127.0.0.1");
+    const outbound = connect(this.target, this.host);
     for (const s of [inbound, outbound]) this.track(s, s === inbound ? outbound : inbound);
     if (first !== undefined) outbound.write(first);
     inbound.pipe(outbound);
@@ -157,8 +163,8 @@ export class Relay {
     });
   }
 
-  static async start(target: number): Promise<Relay> {
-    const relay = new Relay(target);
+  static async start(target: number, host = "127.0.0.1"): Promise<Relay> {
+    const relay = new Relay(target, host);
     await new Promise<void>((resolve) => relay.server.listen(0, "127.0.0.1", resolve));
     return relay;
   }

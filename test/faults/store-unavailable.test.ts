@@ -1,15 +1,15 @@
 /**
- * The store goes away under a running server: PostgreSQL behind a TCP relay the test cuts,
- * a Redis of the test's own killed. A publish then answers 503 TIDINGS_ERR_STORE_UNAVAILABLE
- * (retry later), not 500, naming no host; the server keeps serving, and once the store is
- * back the same publish succeeds and what was acknowledged before is still there. SQLite's
- * write lock held by another process past busy_timeout is classified the same way.
+ * The store goes away under a running server: PostgreSQL behind a TCP relay that the test
+ * makes drop and refuse connections, a Redis of the test's own killed. A publish then
+ * answers 503 TIDINGS_ERR_STORE_UNAVAILABLE (retry later), not 500, naming no host; the
+ * server keeps serving, and once the store is back the same publish succeeds and what was
+ * acknowledged before is still there. SQLite's write lock held by another process past
+ * busy_timeout is classified the same way.
  */
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
-import { createServer as createNetServer, connect, type Server, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import Database from "better-sqlite3";
@@ -20,40 +20,7 @@ import { startServer, token } from "../helpers/server.js";
 import { POSTGRES_URL as PG_URL, postgresReachable } from "../helpers/store-engines.js";
 import { call, type Reply } from "../transports/longpoll-client.js";
 import { PrivateRedis, redisServerMissing } from "../scale-out/engines.js";
-
-/** A TCP relay to PostgreSQL that the test can cut (every connection reset, new ones refused) and restore. */
-class Relay {
-  private server: Server | null = null;
-  private readonly sockets = new Set<Socket>();
-  port = 0;
-
-  constructor(private readonly target: { host: string; port: number }) {}
-
-  async start(): Promise<void> {
-    const server = createNetServer((client) => {
-      const upstream = connect(this.target.port, this.target.host);
-      for (const s of [client, upstream]) {
-        this.sockets.add(s);
-        s.on("close", () => this.sockets.delete(s));
-        s.on("error", () => {
-          client.destroy();
-          upstream.destroy();
-        });
-      }
-      client.pipe(upstream).pipe(client);
-    });
-    await new Promise<void>((ok) => server.listen(this.port, "127.0.0.1", ok));
-    this.port = (server.address() as { port: number }).port;
-    this.server = server;
-  }
-
-  async cut(): Promise<void> {
-    const server = this.server;
-    this.server = null;
-    for (const s of this.sockets) s.resetAndDestroy();
-    await new Promise<void>((ok) => (server ? server.close(() => ok()) : ok()));
-  }
-}
+import { portOf, Relay } from "../commands/processes.js";
 
 async function publish(server: TidingsServer, db: string, n: number): Promise<Reply> {
   return call(`${server.url}/${db}/publish`, {
@@ -99,20 +66,19 @@ const pgSkip = process.env.CI === "true" || (await postgresReachable()) ? false 
 
 describe("PostgreSQL unreachable under a running server", { skip: pgSkip }, () => {
   const schema = `t_unavail_${randomBytes(4).toString("hex")}`;
-  const target = new URL(PG_URL);
-  const relay = new Relay({ host: target.hostname, port: Number(target.port || 5432) });
+  let relay: Relay;
   let server: TidingsServer;
 
   before(async () => {
-    await relay.start();
     const url = new URL(PG_URL);
-    url.port = String(relay.port);
+    relay = await Relay.start(Number(url.port || 5432), url.hostname);
+    url.port = String(portOf(relay.url));
     url.searchParams.set("schema", schema);
     server = await startServer({ store: url.toString(), pollTimeoutMs: 200 });
   });
   after(async () => {
     await server?.close();
-    await relay.cut();
+    await relay?.close();
     const admin = postgres(PG_URL, { max: 1, onnotice: () => {} });
     await admin.unsafe(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
     await admin.end({ timeout: 5 });
@@ -120,11 +86,12 @@ describe("PostgreSQL unreachable under a running server", { skip: pgSkip }, () =
 
   it("answers 503 while PostgreSQL cannot be reached, and publishes again once it can, nothing lost", async () => {
     const first = idOf(await publish(server, "test", 1));
-    await relay.cut();
+    relay.refuseConnections = true;
+    relay.cut();
     unavailable(await publish(server, "test", 2), "postgres");
     // The server itself still answers.
     assert.equal((await call(`${server.url}/healthz`, { method: "GET" })).status, 200);
-    await relay.start();
+    relay.refuseConnections = false;
     await publishOnceBack(server, 3, "postgres", 10_000);
     // The first message is still known, and only the third follows it.
     assert.deepEqual(await readAfter(server, "test", first), { gap: false, ns: [3] });

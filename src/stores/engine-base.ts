@@ -83,11 +83,16 @@ export abstract class EngineStore {
     }
   }
 
+  /** A write, through the engine's `write` hook, guarded as every operation. */
+  private guardWrite<T>(op: () => Awaitable<T>): Promise<T> {
+    return this.guard(() => this.write(op));
+  }
+
   // ---- the log -----------------------------------------------------------------------------
 
   async append(db: string, entries: readonly AppendEntry[]): Promise<AppendResult> {
     this.wakeups.touch(db);
-    const stored = await this.guard(() => this.write(() => this.doAppend(db, entries)));
+    const stored = await this.guardWrite(() => this.doAppend(db, entries));
     this.appended(db);
     return stored;
   }
@@ -100,7 +105,7 @@ export abstract class EngineStore {
     return this.guard(() => this.doHead(db));
   }
   async trim(db: string, policy: RetentionPolicy, now: number): Promise<number> {
-    return this.guard(() => this.write(() => this.doTrim(db, policy, now)));
+    return this.guardWrite(() => this.doTrim(db, policy, now));
   }
   onAppend(listener: (db: string) => void): () => void {
     return this.wakeups.listen(listener);
@@ -109,7 +114,7 @@ export abstract class EngineStore {
   // ---- commands ----------------------------------------------------------------------------
 
   async createCommand(db: string, c: NewCommand): Promise<{ command: CommandRecord; created: boolean }> {
-    return this.guard(() => this.write(() => this.commandTable().create(db, c)));
+    return this.guardWrite(() => this.commandTable().create(db, c));
   }
   async getCommand(db: string, id: string): Promise<CommandRecord | null> {
     return this.guard(() => this.commandTable().get(db, id));
@@ -124,21 +129,21 @@ export abstract class EngineStore {
     return this.guard(() => this.commandTable().countOpen(db, address));
   }
   async claimCommands(db: string, address: string, claimer: string, limit: number, now: number, leaseMs: number): Promise<CommandRecord[]> {
-    return this.guard(() => this.write(() => this.commandTable().claim(db, address, claimer, limit, now, leaseMs)));
+    return this.guardWrite(() => this.commandTable().claim(db, address, claimer, limit, now, leaseMs));
   }
   async startCommand(db: string, id: string, claimer: string, now: number): Promise<CommandRecord | null> {
-    return this.guard(() => this.write(() => this.commandTable().start(db, id, claimer, now)));
+    return this.guardWrite(() => this.commandTable().start(db, id, claimer, now));
   }
   async renewClaims(db: string, claimer: string, now: number, leaseMs: number): Promise<number> {
-    return this.guard(() => this.write(() => this.commandTable().renew(db, claimer, now, leaseMs)));
+    return this.guardWrite(() => this.commandTable().renew(db, claimer, now, leaseMs));
   }
   async releaseClaims(db: string, claimer: string): Promise<number> {
-    return this.guard(() => this.write(() => this.commandTable().release(db, claimer)));
+    return this.guardWrite(() => this.commandTable().release(db, claimer));
   }
   async finishCommand(db: string, id: string, outcome: CommandOutcome, claimer: string | null, now: number): Promise<FinishResult> {
-    return this.guard(() => this.write(() => this.commandTable().finish(db, id, outcome, claimer, now)));
+    return this.guardWrite(() => this.commandTable().finish(db, id, outcome, claimer, now));
   }
   async expireCommands(db: string, now: number): Promise<CommandRecord[]> {
-    return this.guard(() => this.write(() => this.commandTable().expire(db, now)));
+    return this.guardWrite(() => this.commandTable().expire(db, now));
   }
 }

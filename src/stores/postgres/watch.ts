@@ -9,10 +9,10 @@ import { notifyChannel } from "./migrate.js";
  * Model changes captured by PostgreSQL itself (DESIGN §7): statement-level triggers on an
  * application's table append one `subscription-update` message per changed row and group
  * to the log, inside the writing transaction (a TRUNCATE: a delete per row, read just
- * before). A rollback leaves nothing; the rows take the
- * transaction's id, so readers see them in the commit-safe log order (DESIGN §3) like any
- * other append. One NOTIFY per statement wakes the instances; it carries the database name
- * only, never data, so rows of any size go through.
+ * before). A rollback leaves nothing; the rows take the transaction's id, so readers see
+ * them in the commit-safe log order (DESIGN §3) like any other append. One NOTIFY per
+ * statement wakes the instances; it carries the database name only, never data, so rows of
+ * any size go through.
  */
 
 export interface WatchSpec {

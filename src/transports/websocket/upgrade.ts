@@ -37,15 +37,16 @@ export async function checkUpgrade(server: ServerContext, req: IncomingMessage):
   }
   server.bus.assertServes(db); // unknown database (404) or bus disabled (501) first, nothing loaded before auth
   const queryToken = url.searchParams.get("token");
+  const address = server.clientAddress(req);
   let identity: Identity;
   try {
     identity = await server.authenticate(db, req, queryToken);
   } catch (e) {
-    if (e instanceof TidingsError && e.code === "TIDINGS_ERR_AUTH_REQUIRED") return { db, identity: null, token: null, address: server.clientAddress(req) };
+    if (e instanceof TidingsError && e.code === "TIDINGS_ERR_AUTH_REQUIRED") return { db, identity: null, token: null, address };
     throw e;
   }
   const token = bearerToken(req.headers.authorization) ?? (identity.via === "jwt" ? queryToken : null);
-  return { db, identity, token, address: server.clientAddress(req) };
+  return { db, identity, token, address };
 }
 
 /** Answers a refused upgrade with the same JSON error body as every HTTP route. */

@@ -12,10 +12,18 @@ export interface ServeProcess {
   readonly child: ChildProcess;
 }
 
+export interface ServeOptions {
+  /** Options of node itself (`--cpu-prof`, `--max-semi-space-size=…`), before the CLI. */
+  readonly nodeArgs?: readonly string[];
+  /** Sees every JSON log line, info and debug included. */
+  readonly onLog?: (line: string) => void;
+}
+
 /** Starts `tidings serve --port 0 <args>`; resolves with its URL, read from the start-up line on stderr. */
-export function startServe(args: readonly string[]): Promise<ServeProcess> {
-  const child = spawn(process.execPath, [CLI, "serve", "--port", "0", ...args], { stdio: ["ignore", "pipe", "pipe"] });
+export function startServe(args: readonly string[], options: ServeOptions = {}): Promise<ServeProcess> {
+  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), CLI, "serve", "--port", "0", ...args], { stdio: ["ignore", "pipe", "pipe"] });
   createInterface({ input: child.stdout! }).on("line", (line) => {
+    options.onLog?.(line);
     // JSON logs: only what is worth a look.
     if (!/"level":(30|20|10)\b/.test(line)) process.stderr.write(`[server] ${line}\n`);
   });

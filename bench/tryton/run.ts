@@ -11,7 +11,8 @@
  * transaction each) at M notifications/s. Each load `NxM` runs N long-polling clients on
  * each bus at the same time (`together`: the same publishes feed both), then again on each
  * bus alone (`turns`: the machine's two cores to one bus and its clients), every client
- * polling as a Tryton client does (one message per answer, re-polling from the last message_id, Tryton session header). A notification
+ * polling as a Tryton client does (one message per answer, re-polling from the last
+ * message_id, Tryton session header). A notification
  * carries its sequence number and send time: per bus, lost / duplicated / out-of-order
  * deliveries, deliveries/s (from the first publish to the last delivery, at least the
  * publishing time) and latency quantiles, from the publisher's request and from
@@ -34,6 +35,7 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { distIsFresh } from "../../scripts/dist-state.mjs";
 import { Histogram } from "../longpoll/histogram.js";
+import { startServe, type ServeProcess } from "../serve-process.js";
 import { cpuMs } from "../longpoll/proc-stats.js";
 import type { ClientsReport } from "./clients.js";
 import { adminSql, dropDatabase, SERVER_URL, uniqueName } from "../../test/tryton/helpers.js";
@@ -122,28 +124,21 @@ function stopClients(procs: ChildProcess[], total: number): Promise<ClientsRepor
  * `tidings serve --tryton-url …` as an administrator runs it: the CLI, from dist/ (built first
  * when src/ changed: tsx at run time costs CPU per call). Resolves once it leads ingestion.
  */
-async function startTidings(db: string, dir: string): Promise<{ url: string; child: ChildProcess }> {
+async function startTidings(db: string, dir: string): Promise<ServeProcess> {
   if (!distIsFresh()) execFileSync(process.execPath, [join(ROOT, "scripts", "build.mjs")], { stdio: "inherit" });
   const prof = process.env.TIDINGS_BENCH_CPU_PROF ? ["--cpu-prof", "--cpu-prof-dir", process.env.TIDINGS_BENCH_CPU_PROF] : [];
-  const args = ["serve", "--host", "127.0.0.1", "--port", "0", "--log-level", "info", "--databases", db, "--tryton-url", SERVER_URL];
-  args.push("--tryton-poll-interval", "200ms", "--poll-timeout", "30s", "--store", `sqlite:${join(dir, "tidings.db")}`, "--secret", "bench-tryton-secret-bench-tryton-secret-0123");
-  const nodeArgs = (process.env.TIDINGS_BENCH_NODE_ARGS ?? "").split(" ").filter(Boolean);
-  const child = spawn(process.execPath, [...prof, ...nodeArgs, join(ROOT, "bin", "tidings.mjs"), ...args], { stdio: ["ignore", "pipe", "pipe"] });
-  let url: string | undefined;
-  let leads = false;
-  return new Promise((resolve, reject) => {
-    const ready = () => url !== undefined && leads && resolve({ url, child });
-    child.once("exit", (code) => reject(new Error(`tidings serve exited ${code}`)));
-    createInterface({ input: child.stderr! }).on("line", (line) => {
-      const m = /^tidings listening on (http:\/\/\S+)/.exec(line);
-      if (m) (url = m[1]!), ready();
-      else process.stderr.write(`[tidings] ${line}\n`);
-    });
-    createInterface({ input: child.stdout! }).on("line", (line) => {
-      if (line.includes("leading ingestion of this Tryton database")) (leads = true), ready();
-      else if (!/"level":(30|20|10)\b/.test(line)) process.stderr.write(`[tidings] ${line}\n`);
-    });
-  });
+  const nodeArgs = [...prof, ...(process.env.TIDINGS_BENCH_NODE_ARGS ?? "").split(" ").filter(Boolean)];
+  let leading!: () => void;
+  const leads = new Promise<void>((resolve) => (leading = resolve));
+  const args = ["--host", "127.0.0.1", "--log-level", "info", "--databases", db, "--tryton-url", SERVER_URL, "--tryton-poll-interval", "200ms"];
+  args.push("--poll-timeout", "30s", "--store", `sqlite:${join(dir, "tidings.db")}`, "--secret", "bench-tryton-secret-bench-tryton-secret-0123");
+  const served = await startServe(args, { nodeArgs, onLog: (line) => line.includes("leading ingestion of this Tryton database") && leading() });
+  let onExit!: (code: number | null) => void;
+  const exited = new Promise<never>((_, reject) => (onExit = (code) => reject(new Error(`tidings serve exited ${code} before leading ingestion`))));
+  served.child.once("exit", onExit);
+  await Promise.race([leads, exited]);
+  served.child.off("exit", onExit);
+  return served;
 }
 
 let loads = 0;
